@@ -1,0 +1,42 @@
+"""The lineage store protocol: append-only receipt chains, one per conversation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The last record of a chain: its sequence number and sha256 (hex) of its payload."""
+
+    seq: int
+    digest: str
+
+
+@runtime_checkable
+class LineageStore(Protocol):
+    """Where receipts live. ``chain`` is a conversation key ``<tenant>:<agent>:<conversation>``.
+
+    ``append`` is atomic: it stores ``envelope`` as record ``seq`` and moves the head only if the
+    current head has sequence ``seq - 1`` and digest ``prev`` (for ``seq == 1``: no head).
+    Otherwise it raises :class:`aqcore.errors.LineageError` and stores nothing.
+    """
+
+    url: str
+
+    def append(self, chain: str, seq: int, prev: str, digest: str, envelope: bytes) -> None:
+        """Append one signed envelope (JSON bytes) whose payload hashes to ``digest``."""
+
+    def head(self, chain: str) -> ChainHead | None:
+        """The chain's head, or None for an empty chain."""
+
+    def records(self, chain: str) -> Iterator[bytes]:
+        """Every envelope of the chain in stored order."""
+
+    def chains(self, prefix: str = "") -> Iterator[str]:
+        """Every chain whose key starts with ``prefix``."""
+
+    def close(self) -> None:
+        """Release handles."""

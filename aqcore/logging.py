@@ -1,0 +1,28 @@
+"""structlog set-up for the CLI: JSON lines when stdout is not a terminal, readable otherwise;
+always on stderr so that ``--json`` output on stdout stays machine-readable."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure(verbosity: int = 0) -> None:
+    level = logging.WARNING - 10 * verbosity
+    renderer: structlog.types.Processor
+    if sys.stdout.isatty():
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    else:
+        renderer = structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(max(level, logging.DEBUG)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,119 @@
+"""Seeded sampling over a logits view: greedy, temperature, top-k, top-p, with bans and an
+allowed-mask. Works on the adapter's buffer without copying it on the common path."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+
+# top-p first looks at this many best candidates before it falls back to a full sort.
+_TOP_P_WINDOW = 1024
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """``temperature == 0`` is greedy decoding."""
+
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (got {self.temperature})")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1] (got {self.top_p})")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (got {self.top_k})")
+
+
+class Distribution:
+    """One step's distribution: the temperature-scaled logits (in place in the adapter's buffer)
+    and their log-partition, computed in one pass."""
+
+    __slots__ = ("scaled", "log_z", "_probs")
+
+    def __init__(self, logits: np.ndarray, temperature: float, scratch: np.ndarray | None = None) -> None:
+        if temperature > 0 and temperature != 1.0:
+            # scaled into a buffer the loop owns: the adapter's view may be read again
+            logits = np.multiply(logits, np.float32(1.0 / temperature), out=scratch)
+        self.scaled = logits
+        peak = float(logits.max())
+        probs = np.exp(logits - np.float32(peak))
+        self._probs = probs
+        self.log_z = peak + float(np.log(probs.sum(dtype=np.float64)))
+
+    def surprisal(self, token: int) -> float:
+        """-ln p(token) before any gate mask."""
+        return self.log_z - float(self.scaled[token])
+
+    def unnormalised(self) -> np.ndarray:
+        """exp(scaled - max), reused by the sampler."""
+        return self._probs
+
+
+class Sampler:
+    """Draws tokens reproducibly: one uniform number per draw from a seeded generator."""
+
+    def __init__(self, params: SamplingParams) -> None:
+        self.params = params
+        self.rng = np.random.default_rng(params.seed)
+
+    def draw(
+        self, dist: Distribution, banned: Collection[int], allowed: np.ndarray | None
+    ) -> int | None:
+        """A token id, or None when the masks leave nothing."""
+        if self.params.temperature == 0:
+            return self._greedy(dist.scaled, banned, allowed)
+        return self._sample(dist.unnormalised(), banned, allowed)
+
+    @staticmethod
+    def _greedy(scaled: np.ndarray, banned: Collection[int], allowed: np.ndarray | None) -> int | None:
+        if allowed is None and not banned:
+            return int(scaled.argmax())
+        masked = np.where(allowed, scaled, -np.inf) if allowed is not None else scaled.copy()
+        if banned:
+            masked[np.fromiter(banned, dtype=np.int64)] = -np.inf
+        best = int(masked.argmax())
+        return None if masked[best] == -np.inf else best
+
+    def _sample(self, probs: np.ndarray, banned: Collection[int], allowed: np.ndarray | None) -> int | None:
+        p = probs * allowed if allowed is not None else probs
+        if banned:
+            if p is probs:
+                p = probs.copy()
+            p[np.fromiter(banned, dtype=np.int64)] = 0.0
+        k = self.params.top_k
+        candidates: np.ndarray | None = None
+        if k and k < p.size:
+            candidates = np.argpartition(p, -k)[-k:]
+        if self.params.top_p < 1.0:
+            candidates = self._nucleus(p, candidates)
+        u = self.rng.random()
+        if candidates is not None:
+            weights = p[candidates].astype(np.float64)
+            total = weights.sum()
+            if total <= 0:
+                return None
+            idx = int(np.searchsorted(np.cumsum(weights), u * total, side="right"))
+            return int(candidates[min(idx, candidates.size - 1)])
+        cdf = np.cumsum(p, dtype=np.float64)
+        total = cdf[-1]
+        if total <= 0:
+            return None
+        return int(min(np.searchsorted(cdf, u * total, side="right"), p.size - 1))
+
+    def _nucleus(self, p: np.ndarray, candidates: np.ndarray | None) -> np.ndarray:
+        total = float((p[candidates] if candidates is not None else p).sum(dtype=np.float64))
+        pool = candidates if candidates is not None else np.arange(p.size)
+        if candidates is None and p.size > _TOP_P_WINDOW:
+            window = np.argpartition(p, -_TOP_P_WINDOW)[-_TOP_P_WINDOW:]
+            if p[window].sum(dtype=np.float64) >= self.params.top_p * total:
+                pool = window
+        order = pool[np.argsort(-p[pool], kind="stable")]
+        mass = np.cumsum(p[order], dtype=np.float64)
+        cut = int(np.searchsorted(mass, self.params.top_p * total, side="left")) + 1
+        return order[:cut]

@@ -1,0 +1,1 @@
+"""Semantic state: the backend protocol, the in-memory backend, loading and committing."""

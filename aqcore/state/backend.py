@@ -1,0 +1,44 @@
+"""The state backend protocol: versioned JSON documents with compare-and-set."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """A stored document and its version (version 0 means absent)."""
+
+    version: int
+    doc: dict[str, Any]
+
+
+@runtime_checkable
+class StateBackend(Protocol):
+    """Where semantic state lives. Keys look like ``agent/<tenant>:<agent>`` or
+    ``conversation/<tenant>:<agent>:<conversation>``; every key starts with its kind and then
+    the tenant, so tenants never share a key.
+
+    Backends raise :class:`aqcore.errors.StateUnavailable` when they cannot answer (down,
+    timeout); anything else they raise is treated the same way by the runtime.
+    """
+
+    url: str
+
+    def load(self, key: str) -> Versioned | None:
+        """The document stored under ``key``, or None if there is none."""
+
+    def compare_and_set(self, key: str, expected_version: int, doc: dict[str, Any]) -> bool:
+        """Store ``doc`` with version ``expected_version + 1`` if the stored version is
+        ``expected_version`` (0: the key must be absent). Return False on a version mismatch."""
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True if it existed."""
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        """Every key starting with ``prefix``."""
+
+    def close(self) -> None:
+        """Release connections or handles."""
