@@ -26,3 +26,10 @@ def configure(verbosity: int = 0) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def ensure_configured() -> None:
+    """Library default: warnings and errors on stderr, unless the application configured
+    structlog itself."""
+    if not structlog.is_configured():
+        configure(0)

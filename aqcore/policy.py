@@ -57,7 +57,7 @@ class Degraded(_Strict):
 class Policy(BaseModel):
     """A loaded, validated policy. ``metrics`` maps a metric name to its validated settings."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     name: str
     version: str = "0"
@@ -163,7 +163,12 @@ def build_policy(
             raise PolicyError("unknown budget scope", path=source or None, key=f"degraded.budgets.{scope}")
     policy = policy.model_copy(update={"metrics": metrics})
     if raw.get("degraded"):
-        policy.degraded_policy(metric_classes)  # fail at load time, not on the first outage
+        try:
+            policy.degraded_policy(metric_classes)  # fail at load time, not on the first outage
+        except PolicyError as err:
+            raise PolicyError(
+                str(err).split(" (", 1)[0], path=source or None, key=f"degraded.{err.key}" if err.key else "degraded"
+            ) from None
     return policy
 
 

@@ -14,6 +14,7 @@ from .adapters import TokenAdapter, UnitAdapter, UnitRequest
 from .config import RuntimeConfig, load_config
 from .errors import UsageError
 from .gate import GateContext, GateMetric, Step
+from .logging import ensure_configured
 from .loop import TokenLoop, UnitLoop
 from .loop.judge import Judge
 from .loop.outcome import LoopOutcome
@@ -51,6 +52,7 @@ class Runtime:
         state_timeout_s: float | None = 2.0,
         plugin_manager: AqPluginManager | None = None,
     ) -> None:
+        ensure_configured()
         self.plugins = plugin_manager or get_plugin_manager()
         self.metric_classes: dict[str, type[GateMetric]] = self.plugins.metric_classes()
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy, self.metric_classes)

@@ -3,6 +3,18 @@ unregistered, and a runtime factory over scripted adapters."""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
+if os.environ.get("AQ_TEST_INSTALLED"):
+    # tox tests what users install: drop the checkout from sys.path so `import aqcore` finds
+    # the installed wheel (the `tests` package is already imported and keeps working)
+    _root = str(Path(__file__).resolve().parents[1])
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _root]
+    for _name in [m for m in sys.modules if m == "aqcore" or m.startswith("aqcore.")]:
+        del sys.modules[_name]
+
 import itertools
 from collections.abc import Callable, Iterator
 from typing import Any

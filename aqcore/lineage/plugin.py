@@ -1,0 +1,18 @@
+"""Built-in plugin ``file-lineage``: the ``file`` scheme for lineage stores (a JSON-lines file)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..hookspecs import hookimpl
+from .jsonl import JsonlLineageStore
+
+
+def open_file_store(url: str) -> JsonlLineageStore:
+    """The JSON-lines lineage store of a ``file:///abs/path.jsonl`` URL."""
+    return JsonlLineageStore(url)
+
+
+@hookimpl
+def aq_register_lineage_stores(register: Callable[..., None]) -> None:
+    register("file", open_file_store, description="JSON-lines file (one host, many processes)")

@@ -1,0 +1,44 @@
+"""The redis-py client aq's Redis stores use, and the translation of its errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from aqcore.errors import AqError
+
+from .options import RedisOptions
+
+
+def make_client(options: RedisOptions) -> redis.Redis:
+    """A client that never waits longer than the URL's timeouts: redis-py's default retry
+    (ten tries with exponential backoff) would turn a dead server into a seconds-long hang."""
+    return redis.Redis.from_url(
+        options.address,
+        socket_connect_timeout=options.connect_timeout,
+        socket_timeout=options.timeout,
+        retry=Retry(NoBackoff(), options.retries),
+        retry_on_timeout=options.retries > 0,
+        health_check_interval=0,
+        max_connections=options.max_connections,
+        decode_responses=False,
+    )
+
+
+@contextmanager
+def translated(error: type[AqError], where: str, action: str) -> Iterator[None]:
+    """Raise ``error`` naming the server and the action for any Redis or socket failure."""
+    try:
+        yield
+    except (redis.RedisError, OSError) as exc:
+        kind = "timed out" if isinstance(exc, redis.TimeoutError | TimeoutError) else "failed"
+        raise error(f"redis at {where}: {action} {kind}: {type(exc).__name__}: {exc}") from exc
+
+
+def decode(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,219 @@
+"""Semantic state: lossless merge, compare-and-set retries, and the degraded-but-governed path
+with a backend that fails, hangs or conflicts on demand (invariant 5)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from aqcore.errors import StateUnavailable
+from aqcore.models import Commitment, Scope
+from aqcore.state.backend import Versioned
+from aqcore.state.journal import Journal
+from aqcore.state.keys import agent_key, conversation_key
+from aqcore.state.memory import MemoryBackend
+from aqcore.state.session import StateManager
+from aqcore.state.update import StateUpdate, merge
+from aqcore.testing import ScriptedAdapter
+
+from .metrics_for_tests import Phrase
+
+
+class FlakyBackend(MemoryBackend):
+    """A real in-memory store that can be told to fail, hang or lose every CAS."""
+
+    def __init__(self) -> None:
+        super().__init__("flaky:")
+        self.mode = "ok"
+        self.release = threading.Event()
+        self.calls = 0
+
+    def _gate(self) -> None:
+        self.calls += 1
+        if self.mode == "down":
+            raise ConnectionError("connection refused")
+        if self.mode == "hang":
+            self.release.wait(5)
+
+    def load(self, key: str) -> Versioned | None:
+        self._gate()
+        return super().load(key)
+
+    def compare_and_set(self, key: str, expected_version: int, doc: dict[str, Any]) -> bool:
+        self._gate()
+        if self.mode == "conflict":
+            return False
+        return super().compare_and_set(key, expected_version, doc)
+
+
+@pytest.fixture
+def flaky(pm):
+    backend = FlakyBackend()
+
+    class Plugin:
+        from aqcore.hookspecs import hookimpl
+
+        @hookimpl
+        def aq_register_state_backends(self, register):
+            register("flaky", lambda url: backend)
+
+    pm.register(Plugin(), "inline-flaky", distribution="tests", version="0")
+    yield backend
+    backend.release.set()
+
+
+SCOPE = Scope(agent="a", conversation="c")
+
+
+def test_merge_is_a_counter_a_set_and_idempotent():
+    key = conversation_key(SCOPE)
+    first = StateUpdate(key=key, entropy=1.5, commitments=[Commitment(slot="refund", value="25", invocation="i1")])
+    second = StateUpdate(key=key, entropy=2.0, commitments=[Commitment(slot="refund", value="30", invocation="i2")])
+    doc, changed = merge(None, first)
+    assert changed
+    doc, changed = merge(doc, second)
+    doc, again = merge(doc, second)  # replaying the same update changes nothing
+    assert not again
+    assert doc["entropy_spent"] == pytest.approx(3.5)
+    assert doc["commitments"]["refund"]["value"] == "25"
+    assert [c["value"] for c in doc["conflicts"]] == ["30"]
+
+
+def test_concurrent_commits_lose_no_update(tmp_path):
+    backend = MemoryBackend("memory:concurrent")
+    manager = StateManager(backend, Journal(tmp_path, backend.url), timeout_s=None, max_retries=1000)
+    key = conversation_key(SCOPE)
+
+    def work(n: int) -> None:
+        for i in range(50):
+            manager.apply(StateUpdate(key=key, entropy=1.0, commitments=[
+                Commitment(slot=f"s{n}-{i}", value="v", invocation="x")]))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    held = backend.load(key)
+    assert held is not None
+    assert held.version == 200
+    assert held.doc["entropy_spent"] == pytest.approx(200.0)
+    assert len(held.doc["commitments"]) == 200
+
+
+def test_backend_down_runs_degraded_flags_everything_and_journals(make_runtime, flaky, tmp_path):
+    adapter = ScriptedAdapter.from_pieces(["Hello", " there"])
+    runtime = make_runtime(adapter, store="flaky:", journal=str(tmp_path / "j"))
+    flaky.mode = "down"
+    result = runtime.generate("x", agent="a", conversation="c")
+    assert result.state_status == "partial"
+    assert result.confidence == "reduced"
+    assert "connection refused" in (result.degraded_reason or "")
+    assert result.emissions and all(e.state_status == "partial" and e.confidence == "reduced" for e in result.emissions)
+    assert not result.state_committed
+    journal = runtime.state.journal
+    assert sorted(journal.pending_keys()) == sorted([agent_key(result.scope), conversation_key(result.scope)])
+    # while the store is away, a second invocation still sees what the first one journalled
+    second = runtime.generate("y", agent="a", conversation="c")
+    assert second.state_status == "partial"
+    state = runtime.state.load(result.scope)
+    assert state.status == "partial"
+    assert [t.invocation for t in state.conversation.turns] == [result.scope.invocation, second.scope.invocation]
+    # the store comes back: the next load replays the journal in order, losing nothing
+    flaky.mode = "ok"
+    third = runtime.generate("z", agent="a", conversation="c")
+    assert third.state_status == "full"
+    assert journal.pending_keys() == []
+    stored = runtime.state.load(result.scope)
+    assert stored.status == "full"
+    assert [t.prompt for t in stored.conversation.turns] == ["x", "y", "z"]
+    assert stored.conversation.version == 3
+    assert stored.conversation.entropy_spent == pytest.approx(
+        sum(r.entropy_spent["invocation"] for r in (result, second, third))
+    )
+
+
+def test_a_hanging_backend_times_out_into_degraded_mode(make_runtime, flaky):
+    runtime = make_runtime(ScriptedAdapter.from_pieces(["ok"]), store="flaky:", state_timeout_s=0.2)
+    flaky.mode = "hang"
+    started = time.monotonic()
+    result = runtime.generate("x", agent="a", conversation="c")
+    assert time.monotonic() - started < 4  # bounded by the deadline, not by the hang
+    assert result.state_status == "partial"
+    assert "did not answer" in (result.degraded_reason or "")
+    flaky.release.set()
+
+
+def test_conflicts_beyond_retries_journal_the_update(make_runtime, flaky):
+    runtime = make_runtime(ScriptedAdapter.from_pieces(["ok"]), store="flaky:")
+    flaky.mode = "conflict"
+    result = runtime.generate("x", agent="a", conversation="c")
+    assert not result.state_committed
+    assert result.state_status == "partial"
+    assert "compare-and-set" in (result.degraded_reason or "")
+    flaky.mode = "ok"
+    assert runtime.state.replay() == 2
+    assert runtime.state.load(result.scope).conversation.turns[0].invocation == result.scope.invocation
+
+
+def test_degraded_profile_is_stricter(make_runtime, flaky, register_metrics):
+    register_metrics(Phrase)
+    policy = {
+        "max_tokens": 50,
+        "degraded": {"max_tokens": 2, "metrics": {"phrase": {"phrase": "zzz"}}},
+        "metrics": {"phrase": {"phrase": "qqq"}},
+    }
+    runtime = make_runtime(ScriptedAdapter.from_pieces(["a", "b", "c", "d"]), policy, store="flaky:")
+    assert runtime.generate("x", agent="a", conversation="c").text == "abcd"
+    flaky.mode = "down"
+    degraded = runtime.generate("x", agent="a", conversation="c")
+    assert degraded.text == "ab"
+    assert degraded.finish_reason == "max_tokens"
+    assert runtime.policy_for(runtime.state.load(degraded.scope)).metrics["phrase"].phrase == "zzz"
+
+
+def test_fail_closed_profile_generates_nothing(make_runtime, flaky):
+    adapter = ScriptedAdapter.from_pieces(["never"])
+    runtime = make_runtime(adapter, {"degraded": {"on_state_unavailable": "fail_closed"}}, store="flaky:")
+    flaky.mode = "down"
+    result = runtime.generate("x", agent="a", conversation="c")
+    assert result.finish_reason == "state_unavailable"
+    assert result.text == ""
+    assert adapter.accepted == []
+
+
+def test_replay_stops_at_the_first_failure_and_keeps_the_rest(tmp_path):
+    backend = FlakyBackend()
+    journal = Journal(tmp_path, backend.url)
+    manager = StateManager(backend, journal, timeout_s=None)
+    key = conversation_key(SCOPE)
+    for i in range(3):
+        journal.append(StateUpdate(key=key, entropy=float(i)))
+    backend.mode = "down"
+    with pytest.raises(StateUnavailable):
+        manager.replay()
+    assert len(journal.pending(key)) == 3
+    backend.mode = "ok"
+    assert manager.replay() == 3
+    assert journal.pending(key) == []
+    assert manager.replay() == 0
+
+
+def test_tenants_do_not_share_keys():
+    a = Scope(tenant="t1", agent="a", conversation="c")
+    b = Scope(tenant="t2", agent="a", conversation="c")
+    assert conversation_key(a) != conversation_key(b)
+    assert agent_key(a).startswith("agent/t1:") and agent_key(b).startswith("agent/t2:")
+
+
+def test_state_is_shared_between_runtimes_on_one_store(make_runtime, tmp_path):
+    store = f"memory:{tmp_path}/shared"
+    one = make_runtime(ScriptedAdapter.from_pieces(["first"]), store=store)
+    two = make_runtime(ScriptedAdapter.from_pieces(["second"]), store=store)
+    one.generate("x", agent="a", conversation="c")
+    two.generate("y", agent="a", conversation="c")
+    turns = one.load_state("a", "c").conversation.turns
+    assert [t.text for t in turns] == ["first", "second"]
