@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -90,7 +90,7 @@ class ConversationState(ScopeState):
     sources: list[str] = Field(default_factory=list)
 
 
-class VerdictKind(str, Enum):
+class VerdictKind(StrEnum):
     ADMIT = "admit"
     REJECT = "reject"
     ROLLBACK = "rollback"

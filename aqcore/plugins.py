@@ -167,7 +167,9 @@ class AqPluginManager:
         self, registry: dict[str, Provider], kind: str, hook: str
     ) -> Callable[[str], Callable[..., None]]:
         def make(plugin: str) -> Callable[..., None]:
-            def register(name: str, factory: Callable[..., Any], *, description: str = "", granularity: str | None = None) -> None:
+            def register(
+                name: str, factory: Callable[..., Any], *, description: str = "", granularity: str | None = None
+            ) -> None:
                 if not isinstance(name, str) or not name:
                     raise PluginError(f"{kind} name must be a non-empty string, got {name!r}", plugin=plugin, hook=hook)
                 if not callable(factory):
@@ -196,7 +198,9 @@ class AqPluginManager:
                 raise PluginError(f"{metric_class.__name__} has no name", plugin=plugin, hook=hook)
             if name in self.metrics:
                 other = getattr(self.metrics[name], "_aq_plugin", "?")
-                raise PluginError(f"gate metric {name!r} is already registered by plugin {other!r}", plugin=plugin, hook=hook)
+                raise PluginError(
+                    f"gate metric {name!r} is already registered by plugin {other!r}", plugin=plugin, hook=hook
+                )
             metric_class._aq_plugin = plugin  # type: ignore[attr-defined]
             self.metrics[name] = metric_class
             if plugin in self.plugins:

@@ -3,6 +3,7 @@ generations (``Runtime.generate``)."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
@@ -65,14 +66,14 @@ class Runtime:
         self.tenant = tenant
         self.store_url = store
         backend = self.plugins.open_state_backend(store)
-        self.state = StateManager(
-            backend, Journal(journal or default_journal_dir(), store), timeout_s=state_timeout_s
-        )
+        journal_dir = Path(journal) if journal else default_journal_dir()
+        self.state = StateManager(backend, Journal(journal_dir, store), timeout_s=state_timeout_s)
         self.lineage = None
         if lineage:
             from .lineage.writer import LineageWriter
 
-            self.lineage = LineageWriter.open(self.plugins, lineage, key=key, keyring=keyring)
+            pending = journal_dir / "receipts" / hashlib.sha256(lineage.encode()).hexdigest()[:16]
+            self.lineage = LineageWriter.open(self.plugins, lineage, key=key, keyring=keyring, pending_dir=pending)
 
     @classmethod
     def from_config(cls, path: str | Path | None = None, **overrides: Any) -> Runtime:

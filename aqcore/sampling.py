@@ -34,7 +34,7 @@ class Distribution:
     """One step's distribution: the temperature-scaled logits (in place in the adapter's buffer)
     and their log-partition, computed in one pass."""
 
-    __slots__ = ("scaled", "log_z", "_probs")
+    __slots__ = ("_probs", "log_z", "scaled")
 
     def __init__(self, logits: np.ndarray, temperature: float, scratch: np.ndarray | None = None) -> None:
         if temperature > 0 and temperature != 1.0:

@@ -63,7 +63,7 @@ def export_state(args: argparse.Namespace) -> int:
     runtime = build_runtime(args)
     tenant = args.tenant or runtime.tenant
     backend = runtime.state.backend
-    out = open(args.out, "w", encoding="utf-8") if args.out != "-" else None  # noqa: SIM115
+    out = open(args.out, "w", encoding="utf-8") if args.out != "-" else None
     try:
         for kind in (AGENT, CONVERSATION):
             for key in backend.keys(tenant_prefix(kind, tenant)):

@@ -7,12 +7,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from ..errors import LineageError
 from .jsonl import JsonlLineageStore
 from .keys import KEYRING_FILE, Signer, default_key_dir, load_signer, now_us
 from .leaves import micro
+from .pending import PendingEvent, PendingReceipt, PendingReceipts
+from .statement import chain_key
 from .receipt import ReceiptBuilder, SealedReceipt
 from .store import LineageStore
+
+log = structlog.get_logger("aq.lineage")
 
 if TYPE_CHECKING:
     from ..models import GenerationResult
@@ -47,8 +53,10 @@ class LineageWriter:
         *,
         key_source: tuple[Any, Any] | None = None,
         retries: int = 5,
+        pending_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.store = store
+        self.pending = PendingReceipts(pending_dir) if pending_dir is not None else None
         self.signer = signer
         self.retries = retries
         self._key_source = key_source  # (key, keyring) to reload after a rotation
@@ -62,6 +70,7 @@ class LineageWriter:
         *,
         key: str | os.PathLike[str] | None = None,
         keyring: str | os.PathLike[str] | None = None,
+        pending_dir: str | os.PathLike[str] | None = None,
     ) -> LineageWriter:
         """A writer for the store at ``url`` signing with ``key`` (a key directory or a ``.pem``
         file; default ``$AQ_KEY_DIR`` or ``.aq/keys``) checked against ``keyring``."""
@@ -70,7 +79,7 @@ class LineageWriter:
             store: LineageStore = JsonlLineageStore(url)
         else:
             store = plugins.open_lineage_store(url)
-        return cls(store, signer, key_source=(key, keyring))
+        return cls(store, signer, key_source=(key, keyring), pending_dir=pending_dir)
 
     def _keyring_stamp(self) -> int | None:
         if self._key_source is None:
@@ -134,15 +143,45 @@ class LineageWriter:
     ) -> dict[str, Any]:
         """Seal and append the receipt of ``result``; return its summary (id, root, seq, prev...).
 
-        :raises LineageError: if it cannot be stored.
+        When the store does not take it and a pending directory is set, the receipt is kept
+        there and sealed, in order, before the chain's next receipt; the summary then says
+        ``"status": "pending"``. Without a pending directory a LineageError is raised.
         """
-        return self.record_sealed(result, events, started_us=started_us).summary()
+        end = now_us()
+        chain = chain_key(result.scope.tenant, result.scope.agent, result.scope.conversation)
+        if self.pending is None:
+            return self.record_sealed(result, events, started_us=started_us, end_us=end).summary()
+        item = PendingReceipt(
+            result=result,
+            events=[PendingEvent(e.kind, int(e.index), e.metric, e.reason, dict(e.detail)) for e in events],
+            started_us=end if started_us is None else started_us,
+            end_us=end,
+        )
+        try:
+            self.pending.drain(chain, self._seal_pending)
+            return self._seal_pending(item).summary()
+        except LineageError as exc:
+            self.pending.add(chain, item)
+            log.warning("receipt kept locally until the lineage store answers", chain=chain, error=str(exc))
+            return {"id": result.scope.invocation, "chain": chain, "status": "pending", "reason": str(exc)}
+
+    def _seal_pending(self, item: PendingReceipt) -> SealedReceipt:
+        return self.record_sealed(item.result, item.events, started_us=item.started_us, end_us=item.end_us)
+
+    def flush(self, chain: str) -> int:
+        """Seal the pending receipts of ``chain``; returns how many were appended."""
+        return self.pending.drain(chain, self._seal_pending) if self.pending is not None else 0
 
     def record_sealed(
-        self, result: GenerationResult, events: Iterable[Any] = (), *, started_us: int | None = None
+        self,
+        result: GenerationResult,
+        events: Iterable[Any] = (),
+        *,
+        started_us: int | None = None,
+        end_us: int | None = None,
     ) -> SealedReceipt:
-        """Like :meth:`record`, returning the whole sealed receipt."""
-        end = now_us()
+        """Seal and append now (no pending path), returning the whole sealed receipt."""
+        end = now_us() if end_us is None else end_us
         builder = self.build(result, events, started_us=started_us, t_us=end)
         signer = self._current_signer(end)
         try:

@@ -97,7 +97,7 @@ class HoldAll(GateMetric):
 
 
 class BanIdsSettings(MetricSettings):
-    ids: list[int] = []
+    ids: list[int] = []  # noqa: RUF012
     only_eos: bool = False
 
 

@@ -169,7 +169,8 @@ def test_register_hook_exception_names_the_plugin(pm):
             raise KeyError("oops")
 
     pm.register(Raising(), "inline-raising", distribution="aq-raising", version="0")
-    with pytest.raises(PluginError, match=r"plugin 'inline-raising' from distribution 'aq-raising' in hook 'aq_register_adapters'"):
+    expected = r"plugin 'inline-raising' from distribution 'aq-raising' in hook 'aq_register_adapters'"
+    with pytest.raises(PluginError, match=expected):
         pm.collect()
 
 

@@ -77,7 +77,9 @@ def test_unreadable_and_malformed_files(tmp_path):
 
 def test_digest_is_canonical_and_changes_with_content(tmp_path):
     a = load_policy(write(tmp_path, 'name = "p"\nmax_tokens = 10\n[budgets]\nagent = 5.0\n'), METRICS)
-    reordered = write(tmp_path, '# same document, other order and layout\nmax_tokens   = 10\nname = "p"\n[budgets]\nagent=5.0\n')
+    reordered = write(
+        tmp_path, '# same document, other order and layout\nmax_tokens   = 10\nname = "p"\n[budgets]\nagent=5.0\n'
+    )
     b = load_policy(reordered, METRICS)
     assert a.digest == b.digest
     c = load_policy(write(tmp_path, 'name = "p"\nmax_tokens = 11\n[budgets]\nagent = 5.0\n'), METRICS)
