@@ -43,7 +43,7 @@ class TokenAdapter(Protocol):
 
     def logits(self) -> np.ndarray:
         """The next-token logits as a float32 view of shape (vocab.size,), valid until the next
-        ``accept`` or ``rollback``. Must not copy per step; the loop may write into it."""
+        ``accept`` or ``rollback``. Must not copy per step; the loop never writes into it."""
 
     def accept(self, token_id: int) -> None:
         """Commit ``token_id`` to the context and advance."""

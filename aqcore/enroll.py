@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,20 @@ def inference_control(
             return built[0]
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                # the enrollment must hold while the coroutine runs, not while it is created
+                token = _current.set(Enrollment(resolve(), agent, tenant))
+                try:
+                    return await fn(*args, **kwargs)  # type: ignore[misc]
+                finally:
+                    _current.reset(token)
+
+            async_wrapper.__aq_agent__ = agent  # type: ignore[attr-defined]
+            return async_wrapper  # type: ignore[return-value]
+
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             token = _current.set(Enrollment(resolve(), agent, tenant))

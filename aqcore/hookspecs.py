@@ -79,8 +79,8 @@ def aq_state_load(scope: Scope, state: LoadedState) -> None:
 
     :param scope: the invocation's scope.
     :param state: the loaded agent and conversation state, with ``status`` ("full" or
-        "partial") and ``degraded_reason``. Implementations may add sources or constraints;
-        they must not clear the degraded flag.
+        "partial") and ``degraded_reason``. Implementations may add sources (``state.sources``)
+        for this invocation; they must not clear the degraded flag.
     """
 
 

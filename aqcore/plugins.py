@@ -81,7 +81,8 @@ def _core_version() -> str:
 class AqPluginManager:
     """aq's typed wrapper around a :class:`pluggy.PluginManager`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = strict
         self.pm = pluggy.PluginManager("aq")
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
@@ -98,7 +99,11 @@ class AqPluginManager:
             raise PluginError("a plugin with this name is already registered", plugin=name, distribution=distribution)
         try:
             self.pm.register(plugin, name=name)
+            # a misspelt hook (aq_register_adapter) would otherwise be accepted and never called
+            self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
             raise PluginError(str(exc), plugin=name, distribution=distribution) from None
         self.plugins[name] = PluginInfo(name=name, distribution=distribution, version=version)
         self._collected = False
@@ -144,24 +149,43 @@ class AqPluginManager:
                 log.error("plugin failed to load", plugin=ep.name, distribution=dist, error=str(exc))
                 self.plugins[ep.name] = PluginInfo(ep.name, dist, version, status="failed", error=str(error))
                 continue
-            self.register(plugin, ep.name, distribution=dist, version=version)
+            try:
+                self.register(plugin, ep.name, distribution=dist, version=version)
+            except PluginError as exc:
+                if strict:
+                    raise
+                log.error("plugin refused", plugin=ep.name, distribution=dist, error=str(exc))
+                self.plugins[ep.name] = PluginInfo(ep.name, dist, version, status="failed", error=str(exc))
 
     # -- registries ---------------------------------------------------------------------
     def _call_register_hook(self, hook_name: str, make_register: Callable[[str], Callable[..., None]]) -> None:
         hook = getattr(self.pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):
+
+        def builtin_first(impl: Any) -> bool:
+            # a clash with a built-in name is the newcomer's fault
             info = self.plugins.get(impl.plugin_name)
+            return info is None or info.distribution != "aqcore"
+
+        for impl in sorted(reversed(hook.get_hookimpls()), key=builtin_first):
+            info = self.plugins.get(impl.plugin_name)
+            if info is not None and info.status == "failed":
+                continue
             try:
                 impl.function(make_register(impl.plugin_name))
-            except PluginError:
-                raise
             except Exception as exc:
-                raise PluginError(
+                error = exc if isinstance(exc, PluginError) else PluginError(
                     f"{type(exc).__name__}: {exc}",
                     plugin=impl.plugin_name,
                     distribution=info.distribution if info else None,
                     hook=hook_name,
-                ) from exc
+                )
+                if self.strict or info is None or info.distribution == "aqcore":
+                    raise error from exc
+                # one broken plugin must not take the CLI down: drop it, say so
+                log.error("plugin failed in a registration hook", plugin=impl.plugin_name, error=str(error))
+                info.status, info.error = "failed", str(error)
+                self._collected = False
+                raise _Retry from None
 
     def _provider_register(
         self, registry: dict[str, Provider], kind: str, hook: str
@@ -209,9 +233,15 @@ class AqPluginManager:
         return register
 
     def collect(self) -> None:
-        """Run the registration hooks (once) and fill the registries."""
-        if self._collected:
-            return
+        """Run the registration hooks (once) and fill the registries. A plugin whose
+        registration fails is marked failed and the registries are rebuilt without it."""
+        while not self._collected:
+            try:
+                self._collect_once()
+            except _Retry:
+                continue
+
+    def _collect_once(self) -> None:
         self.adapters.clear()
         self.state_backends.clear()
         self.lineage_stores.clear()
@@ -268,6 +298,10 @@ class AqPluginManager:
         return sorted(self.plugins.values(), key=lambda info: info.name)
 
 
+class _Retry(Exception):
+    """Internal: a plugin was dropped during collection; collect again without it."""
+
+
 def _scheme(url: str) -> str:
     if ":" not in url:
         raise UsageError(f"store URL {url!r} has no scheme (expected e.g. memory:, lmdb:///path, redis://host:6379/0)")
@@ -284,7 +318,7 @@ def get_plugin_manager(
     """Build a plugin manager: built-in plugins, then entry points of group ``aq``, minus the
     names in ``AQ_DISABLE_PLUGINS`` (comma-separated plugin or distribution names)."""
     disabled = disabled_plugins() | set(disable or ())
-    manager = AqPluginManager()
+    manager = AqPluginManager(strict=strict)
     if builtins:
         manager.load_builtins(disabled)
     if entrypoints:

@@ -91,6 +91,10 @@ class Policy(BaseModel):
         return self.degraded.temperature if degraded else None
 
 
+# filled in by the loader, never read from a file
+_INTERNAL_FIELDS = ("digest", "source", "raw")
+
+
 def _dotted(loc: tuple[Any, ...], prefix: str = "") -> str:
     parts = [prefix] if prefix else []
     for item in loc:
@@ -113,12 +117,12 @@ def _raise_validation(err: ValidationError, source: str, prefix: str = "") -> No
     raise PolicyError(f"invalid policy: {message}", path=source or None, key=key or None) from None
 
 
-def digest_of(raw: Mapping[str, Any]) -> str:
+def digest_of(raw: Mapping[str, Any], source: str = "") -> str:
     """sha256 (hex) of the RFC 8785 canonical JSON of the policy document."""
     try:
         return hashlib.sha256(rfc8785.dumps(dict(raw))).hexdigest()
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise PolicyError(f"policy values must be JSON-representable: {exc}") from None
+        raise PolicyError(f"policy values must be JSON-representable: {exc}", path=source or None) from None
 
 
 def build_policy(
@@ -126,6 +130,9 @@ def build_policy(
 ) -> Policy:
     """Validate a policy document (the parsed TOML) against the registered metrics."""
     data = dict(raw)
+    for internal in _INTERNAL_FIELDS:
+        if internal in data:
+            raise PolicyError("invalid policy: unknown key", path=source or None, key=internal)
     metric_tables = data.pop("metrics", {}) or {}
     if not isinstance(metric_tables, dict):
         raise PolicyError("[metrics] must be a table of metric tables", path=source or None, key="metrics")
@@ -147,7 +154,7 @@ def build_policy(
             _raise_validation(err, source, f"metrics.{name}")
     try:
         policy = Policy.model_validate(
-            {**data, "metrics": {}, "digest": digest_of(raw), "source": source, "raw": dict(raw)}
+            {**data, "metrics": {}, "digest": digest_of(raw, source), "source": source, "raw": dict(raw)}
         )
     except ValidationError as err:
         _raise_validation(err, source)

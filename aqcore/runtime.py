@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +13,12 @@ import structlog
 
 from .adapters import TokenAdapter, UnitAdapter, UnitRequest
 from .config import RuntimeConfig, load_config
-from .errors import UsageError
+from .errors import AdapterError, AqError, UsageError
 from .gate import GateContext, GateMetric, Step
 from .logging import ensure_configured
 from .loop import TokenLoop, UnitLoop
 from .loop.judge import Judge
-from .loop.outcome import LoopOutcome
+from .loop.outcome import LoopEvent, LoopOutcome
 from .loop.release import ReleaseBuffer
 from .models import Commitment, Emission, GenerationResult, Message, Scope, Turn, Verdict
 from .plugins import AqPluginManager, get_plugin_manager
@@ -123,9 +123,15 @@ class Runtime:
         top_p: float = 1.0,
         top_k: int = 0,
         max_tokens: int | None = None,
+        system: str | None = None,
+        on_event: Callable[[LoopEvent], None] | None = None,
     ) -> GenerationResult | Iterator[Emission]:
         """Run one governed generation. With ``stream=True`` returns an iterator of emissions
-        whose ``result`` attribute holds the GenerationResult once it is exhausted."""
+        whose ``result`` attribute holds the GenerationResult once it is exhausted.
+
+        A string ``prompt`` is sent after the conversation's recent turns (from state) and the
+        ``system`` message; a list of messages is sent as it is. ``on_event`` is called with
+        every gate intervention (rollback, reject, redact, halt, refusal) as it happens."""
         scope = self.scope(agent, conversation, tenant)
         try:
             params = SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
@@ -133,7 +139,7 @@ class Runtime:
             raise UsageError(str(exc)) from None
         if max_tokens is not None and max_tokens <= 0:
             raise UsageError(f"max_tokens must be positive (got {max_tokens})")
-        run = _Invocation(self, scope, prompt, list(sources), params, max_tokens)
+        run = _Invocation(self, scope, prompt, list(sources), params, max_tokens, system, on_event)
         if stream:
             return _Stream(run.emissions())
         for _ in run.emissions():
@@ -182,9 +188,11 @@ class _Stream:
             raise
 
 
-def _messages(prompt: str | Sequence[Message | dict[str, str]], state: LoadedState) -> tuple[list[Message], str]:
+def _messages(
+    prompt: str | Sequence[Message | dict[str, str]], state: LoadedState, system: str | None
+) -> tuple[list[Message], str]:
     if isinstance(prompt, str):
-        history: list[Message] = []
+        history: list[Message] = [Message(role="system", content=system)] if system else []
         for turn in state.conversation.turns[-HISTORY_TURNS:]:
             history.append(Message(role="user", content=turn.prompt))
             history.append(Message(role="assistant", content=turn.text))
@@ -199,12 +207,29 @@ def _messages(prompt: str | Sequence[Message | dict[str, str]], state: LoadedSta
     return messages, last_user
 
 
+def _cut_short(loop: TokenLoop | UnitLoop, reason: str) -> LoopOutcome:
+    """The outcome of a generation that ended early: exactly what was released so far."""
+    return LoopOutcome(
+        text=loop.out.output,
+        finish_reason=reason,
+        observations=list(loop.observations),
+        emissions=list(loop.out.emissions),
+        events=list(loop.events),
+        verdicts=loop.judge.counts_by_metric(),
+        rollbacks=getattr(loop, "rollbacks", 0) or getattr(loop, "rerequests", 0),
+        steps=loop.steps,
+    )
+
+
 class _Invocation:
     """One generate() call, from state load to receipt."""
 
     def __init__(self, runtime: Runtime, scope: Scope, prompt: Any, sources: list[str],
-                 params: SamplingParams, max_tokens: int | None) -> None:
+                 params: SamplingParams, max_tokens: int | None, system: str | None,
+                 on_event: Callable[[LoopEvent], None] | None) -> None:
         self.rt = runtime
+        self.system = system
+        self.on_event = on_event
         self.scope = scope
         self.prompt = prompt
         self.sources = sources
@@ -218,7 +243,7 @@ class _Invocation:
         state = rt.state.load(self.scope)
         rt.plugins.hook.aq_state_load(scope=self.scope, state=state)
         policy = rt.policy_for(state)
-        messages, prompt_text = _messages(self.prompt, state)
+        messages, prompt_text = _messages(self.prompt, state, self.system)
         adapter = rt.adapter
         if state.degraded and policy.degraded.on_state_unavailable == "fail_closed":
             outcome = LoopOutcome("", "state_unavailable", [], [], [], {}, 0, 0)
@@ -261,7 +286,22 @@ class _Invocation:
                 adapter, judge, context, release, request,  # type: ignore[arg-type]
                 unit_size=policy.units.size, max_rerequests=policy.units.max_rerequests, refusal=policy.refusal,
             )
-        outcome = yield from loop.run(messages)
+        loop.on_event = self.on_event
+        try:
+            outcome = yield from loop.run(messages)
+        except GeneratorExit:
+            # the consumer stopped reading: what it was given still gets a turn and a receipt
+            self._finish(state, policy, _cut_short(loop, "cancelled"), [], started_us, prompt_text)
+            raise
+        except Exception as exc:
+            error: AqError = exc if isinstance(exc, AqError) else AdapterError(
+                f"adapter {rt.adapter_name!r} failed during generation: {type(exc).__name__}: {exc}"
+            )
+            result = self._finish(state, policy, _cut_short(loop, "error"), [], started_us, prompt_text)
+            error.result = result  # type: ignore[attr-defined]
+            if error is exc:
+                raise
+            raise error from exc
         commitments = [c for m in metrics for c in m.commitments()]
         return self._finish(state, policy, outcome, commitments, started_us, prompt_text)
 

@@ -31,8 +31,8 @@ class SamplingParams:
 
 
 class Distribution:
-    """One step's distribution: the temperature-scaled logits (in place in the adapter's buffer)
-    and their log-partition, computed in one pass."""
+    """One step's distribution: the temperature-scaled logits (in the loop's scratch buffer; the
+    adapter's view is never written) and their log-partition."""
 
     __slots__ = ("_probs", "log_z", "scaled")
 
@@ -68,7 +68,18 @@ class Sampler:
         """A token id, or None when the masks leave nothing."""
         if self.params.temperature == 0:
             return self._greedy(dist.scaled, banned, allowed)
-        return self._sample(dist.unnormalised(), banned, allowed)
+        token = self._sample(dist.unnormalised(), banned, allowed)
+        if token is None and (banned or allowed is not None):
+            # the masks kept only tokens whose probability underflowed next to the global peak:
+            # renormalise over what is left (rare path, so the copy is fine)
+            masked = np.where(allowed, dist.scaled, -np.inf) if allowed is not None else dist.scaled.copy()
+            if banned:
+                masked[np.fromiter(banned, dtype=np.int64)] = -np.inf
+            peak = masked.max()
+            if not np.isfinite(peak):
+                return None
+            token = self._sample(np.exp(masked - peak), (), None)
+        return token
 
     @staticmethod
     def _greedy(scaled: np.ndarray, banned: Collection[int], allowed: np.ndarray | None) -> int | None:

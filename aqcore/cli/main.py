@@ -55,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`aq plugins --json | head`): not an error of aq's
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

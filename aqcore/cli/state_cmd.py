@@ -61,7 +61,7 @@ def export_state(args: argparse.Namespace) -> int:
     from ..state.keys import AGENT, CONVERSATION, tenant_prefix
 
     runtime = build_runtime(args)
-    tenant = args.tenant or runtime.tenant
+    tenant = runtime.scope("_", "_", args.tenant).tenant  # validates the id
     backend = runtime.state.backend
     out = open(args.out, "w", encoding="utf-8") if args.out != "-" else None
     try:
@@ -80,12 +80,11 @@ def export_state(args: argparse.Namespace) -> int:
 
 
 def delete_state(args: argparse.Namespace) -> int:
-    from ..models import Scope
     from ..state.keys import agent_key, conversation_key
 
     runtime = build_runtime(args)
     try:
-        scope = Scope(tenant=args.tenant or runtime.tenant, agent=args.agent, conversation=args.conversation or "_")
+        scope = runtime.scope(args.agent, args.conversation or "_", args.tenant)
         key = conversation_key(scope) if args.conversation else agent_key(scope)
         if not args.yes:
             raise UsageError(f"refusing to delete {key} without --yes")

@@ -14,8 +14,8 @@ from .jsonl import JsonlLineageStore
 from .keys import KEYRING_FILE, Signer, default_key_dir, load_signer, now_us
 from .leaves import micro
 from .pending import PendingEvent, PendingReceipt, PendingReceipts
-from .statement import chain_key
 from .receipt import ReceiptBuilder, SealedReceipt
+from .statement import chain_key
 from .store import LineageStore
 
 log = structlog.get_logger("aq.lineage")

@@ -69,14 +69,13 @@ class Judge:
             result.interventions.append(verdict)
             if kind is VerdictKind.REDACT:
                 result.redactions.append(verdict)
+                result.hold = max(result.hold, verdict.hold)
             if _SEVERITY[kind] > _SEVERITY[result.kind] or (
                 kind is result.kind is VerdictKind.ROLLBACK and verdict.chars > result.chars
             ):
                 result.kind = kind
                 result.decisive = verdict
                 result.chars = verdict.chars if kind is VerdictKind.ROLLBACK else result.chars
-            elif kind is VerdictKind.REDACT:
-                result.hold = max(result.hold, verdict.hold)
         return result
 
     def count(self, verdict: Verdict) -> None:

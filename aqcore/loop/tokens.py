@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import codecs
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 import numpy as np
 
@@ -55,6 +55,7 @@ class TokenLoop:
         self.decoder = _Decoder(errors="replace")
         self.observations: list[Observation] = []
         self.events: list[LoopEvent] = []
+        self.on_event: Callable[[LoopEvent], None] | None = None
         self.bans: dict[int, set[int]] = {}
         self.rollbacks = 0
         self.steps = 0
@@ -175,6 +176,7 @@ class TokenLoop:
                 self._event("gate_error", position, v, problem="redaction reaches released text")
                 return "finish:" + (yield from self._halt("gate_error"))
             self.judge.count(v)
+            self._event("redact", position, v, start=v.start, end=v.end)
         self._accept(token, piece, candidate, surprisal, step, verdict.interventions)
         emission = self.out.release(self.text, verdict.hold)
         if emission is not None:
@@ -283,14 +285,19 @@ class TokenLoop:
 
     def _refuse(self, why: str, position: int) -> Generator[Emission, None, str]:
         """Give up on this generation: release the policy's refusal instead of held text."""
-        self.events.append(LoopEvent("refusal", position, reason=why))
+        self._record(LoopEvent("refusal", position, reason=why))
         if self.refusal:
             sep = " " if self.out.released and not self.out.output.endswith((" ", "\n")) else ""
             yield self.out.emit_text(sep + self.refusal, final=True)
         return "refused"
 
+    def _record(self, event: LoopEvent) -> None:
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
     def _event(self, kind: str, index: int, verdict, **detail) -> None:  # type: ignore[no-untyped-def]
-        self.events.append(
+        self._record(
             LoopEvent(kind, index, metric=getattr(verdict, "metric", ""), reason=getattr(verdict, "reason", ""),
                       detail=detail)
         )

@@ -5,7 +5,7 @@ units, and re-request the continuation with feedback when a unit is inadmissible
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 from ..adapters import UnitAdapter, UnitRequest
 from ..gate import GateContext, Step
@@ -59,6 +59,7 @@ class UnitLoop:
         self.text = ""
         self.observations: list[Observation] = []
         self.events: list[LoopEvent] = []
+        self.on_event: Callable[[LoopEvent], None] | None = None
         self.rerequests = 0
         self.steps = 0
 
@@ -154,6 +155,7 @@ class UnitLoop:
         for v in verdict.redactions:
             if not self.out.add_redaction(v.start, v.end, v.replacement):
                 return "finish:gate_error"
+            self._event("redact", step.index, v, start=v.start, end=v.end)
         self.text = step.text
         observation = Observation(index=step.index, text=unit, verdicts=list(verdict.interventions))
         self.observations.append(observation)
@@ -208,14 +210,19 @@ class UnitLoop:
         return "stop"
 
     def _refuse(self, why: str) -> Generator[Emission, None, str]:
-        self.events.append(LoopEvent("refusal", len(self.observations), reason=why))
+        self._record(LoopEvent("refusal", len(self.observations), reason=why))
         if self.refusal:
             sep = " " if self.out.released and not self.out.output.endswith((" ", "\n")) else ""
             yield self.out.emit_text(sep + self.refusal, final=True)
         return "refused"
 
+    def _record(self, event: LoopEvent) -> None:
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
     def _event(self, kind: str, index: int, verdict, **detail) -> None:  # type: ignore[no-untyped-def]
-        self.events.append(
+        self._record(
             LoopEvent(kind, index, metric=getattr(verdict, "metric", ""), reason=getattr(verdict, "reason", ""),
                       detail=detail)
         )

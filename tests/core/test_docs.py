@@ -79,9 +79,7 @@ def _fake_spec_module() -> types.ModuleType:
 def test_checker_fails_on_an_undocumented_hookspec() -> None:
     markdown = "# Hooks\n\n## aq_register_adapters(register)\n\ntext\n"
     problems = hook_doc_problems(_fake_spec_module(), markdown)
-    assert problems == [
-        "aq_fake_hook is not documented; expected a heading '## aq_fake_hook(step, context)'"
-    ]
+    assert problems == ["aq_fake_hook is not documented; expected a heading '## aq_fake_hook(step, context)'"]
 
 
 def test_checker_fails_on_a_wrong_or_reordered_signature() -> None:
@@ -126,7 +124,11 @@ def test_python_api_example_runs(index: int, tmp_path: Path) -> None:
     env.pop("AQ_CONFIG", None)
     proc = subprocess.run(
         [sys.executable, "-c", API_BLOCKS[index]],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, f"block {index} failed:\n{API_BLOCKS[index]}\n--- stderr ---\n{proc.stderr}"
     assert proc.stdout.strip(), f"block {index} printed nothing"
@@ -135,6 +137,16 @@ def test_python_api_example_runs(index: int, tmp_path: Path) -> None:
 def test_python_blocks_finds_only_python_fences() -> None:
     markdown = "```python\nprint(1)\n```\n\n```toml\nx = 1\n```\n\n```python\nprint(2)\n```\n"
     assert python_blocks(markdown) == ["print(1)\n", "print(2)\n"]
+
+
+OWN_PAGES = ("index.md", "hooks.md", "adapters.md", "python-api.md", "policy.md", "state.md", "cli.md")
+
+
+@pytest.mark.parametrize("page", OWN_PAGES)
+def test_python_blocks_of_the_core_pages_compile(page: str) -> None:
+    """Snippets that cannot run on their own (protocols, plugin modules) are at least valid Python."""
+    for i, block in enumerate(python_blocks((DOCS / page).read_text(encoding="utf-8"))):
+        compile(block, f"{page}[block {i}]", "exec")
 
 
 # -- CLI --------------------------------------------------------------------------------

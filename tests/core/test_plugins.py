@@ -155,11 +155,15 @@ def test_register_hook_errors_name_plugin_distribution_and_hook(fake_entry_point
     _module("aq_fake_bad", aq_register_gate_metrics=aq_register_gate_metrics)
     fake_entry_points.append(FakeEntryPoint("bad", "aq_fake_bad", FakeDist("aq-fake-bad")))
     manager = get_plugin_manager()
-    with pytest.raises(PluginError) as err:
-        manager.metric_classes()
-    message = str(err.value)
+    manager.metric_classes()  # the bad plugin is dropped, the others keep working
+    info = {i.name: i for i in manager.describe()}["bad"]
+    assert info.status == "failed"
+    message = info.error or ""
     assert "plugin 'bad'" in message and "aq_register_gate_metrics" in message
     assert "not a GateMetric subclass" in message
+    assert manager.make_adapter("test", "default").name == "test"
+    with pytest.raises(PluginError, match="not a GateMetric subclass"):
+        get_plugin_manager(strict=True).metric_classes()
 
 
 def test_register_hook_exception_names_the_plugin(pm):
@@ -169,9 +173,11 @@ def test_register_hook_exception_names_the_plugin(pm):
             raise KeyError("oops")
 
     pm.register(Raising(), "inline-raising", distribution="aq-raising", version="0")
-    expected = r"plugin 'inline-raising' from distribution 'aq-raising' in hook 'aq_register_adapters'"
-    with pytest.raises(PluginError, match=expected):
-        pm.collect()
+    pm.collect()
+    info = {i.name: i for i in pm.describe()}["inline-raising"]
+    assert info.status == "failed"
+    assert "plugin 'inline-raising' from distribution 'aq-raising' in hook 'aq_register_adapters'" in (info.error or "")
+    assert "adapter:test" in {p for i in pm.describe() for p in i.provides}
 
 
 def test_duplicate_names_are_refused_naming_both_plugins(pm):
@@ -181,8 +187,10 @@ def test_duplicate_names_are_refused_naming_both_plugins(pm):
             register("test", lambda model: None)
 
     pm.register(Dup(), "inline-dup", distribution="aq-dup", version="0")
-    with pytest.raises(PluginError, match=r"adapter 'test' is already registered by plugin '(test-lm|inline-dup)'"):
-        pm.collect()
+    pm.collect()
+    info = {i.name: i for i in pm.describe()}["inline-dup"]
+    assert info.status == "failed"
+    assert "adapter 'test' is already registered by plugin 'test-lm'" in (info.error or "")
 
 
 def test_hookimpl_with_a_wrong_signature_is_refused_by_name(pm):
@@ -226,3 +234,28 @@ def test_aqcore_under_test_is_the_installed_wheel():
     import aqcore
 
     assert "site-packages" in (aqcore.__file__ or ""), aqcore.__file__
+
+
+def test_a_misspelt_hook_is_refused_by_name(pm):
+    class Misspelt:
+        @hookimpl
+        def aq_register_adapter(self, register):  # no such hook: the "s" is missing
+            pass
+
+    with pytest.raises(PluginError, match=r"plugin 'inline-misspelt'.*aq_register_adapter"):
+        pm.register(Misspelt(), "inline-misspelt", distribution="aq-misspelt", version="0")
+    assert "inline-misspelt" not in pm.plugins
+
+
+def test_an_entry_point_with_a_wrong_hook_signature_does_not_break_discovery(fake_entry_points):
+    @hookimpl
+    def aq_emit(emission, scope, extra):
+        pass
+
+    _module("aq_fake_sig", aq_emit=aq_emit)
+    fake_entry_points.append(FakeEntryPoint("sig", "aq_fake_sig", FakeDist("aq-fake-sig")))
+    manager = get_plugin_manager()
+    info = {i.name: i for i in manager.describe()}["sig"]
+    assert info.status == "failed" and "extra" in (info.error or "")
+    with pytest.raises(PluginError, match="plugin 'sig'"):
+        get_plugin_manager(strict=True)

@@ -10,13 +10,13 @@ from aqcore.hookspecs import hookimpl
 from aqcore.lineage import JsonlLineageStore, Keyring, generate_key, verify_store
 from aqcore.lineage.dsse import parse_envelope
 from aqcore.lineage.statement import parse_statement
+from aqcore.testing import ScriptedAdapter
+
+from .test_state import FlakyBackend
 
 
 def predicate_of(envelope: bytes) -> dict:
     return parse_statement(parse_envelope(envelope).payload).predicate
-from aqcore.testing import ScriptedAdapter
-
-from .test_state import FlakyBackend
 
 
 @pytest.fixture
