@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import importlib.util
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -117,8 +116,6 @@ class AqPluginManager:
         for name, module_name in BUILTIN_PLUGINS.items():
             if name in disabled:
                 self.plugins[name] = PluginInfo(name, "aqcore", _core_version(), status="disabled")
-                continue
-            if importlib.util.find_spec(module_name) is None:  # TODO(remove once all built-ins land)
                 continue
             module = importlib.import_module(module_name)
             self.register(module, name, distribution="aqcore", version=_core_version())
