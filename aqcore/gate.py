@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from .models import AgentState, Commitment, ConversationState, Observation, Scope, Verdict, VerdictKind
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .adapters import Vocabulary
     from .policy import Policy
 

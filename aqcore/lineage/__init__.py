@@ -2,59 +2,56 @@
 
 from __future__ import annotations
 
-from .dsse import PAYLOAD_TYPE
-from .export import LineageFile, export_store, read_lineage_file
-from .jsonl import JsonlLineageStore
-from .keys import KeyInfo, Keyring, Signer, generate_key, load_signer, revoke_key, rotate_key
-from .leaves import event_record, leaf_bytes, leaf_hash, observation_record, record_from_observation
-from .proofs import (
-    ConsistencyProof,
-    InclusionProof,
-    leaves_root,
-    prove_consistency,
-    prove_inclusion,
-    verify_leaf,
-)
-from .receipt import ReceiptBuilder, SealedReceipt, next_link
-from .statement import GENESIS_PREV, PREDICATE_TYPE, Statement, parse_statement
-from .store import ChainHead, LineageStore
-from .verify import Problem, VerifyReport, verify_records, verify_store
+import importlib
+from typing import Any
 
-__all__ = [
-    "GENESIS_PREV",
-    "PAYLOAD_TYPE",
-    "PREDICATE_TYPE",
-    "ChainHead",
-    "ConsistencyProof",
-    "InclusionProof",
-    "JsonlLineageStore",
-    "KeyInfo",
-    "Keyring",
-    "LineageFile",
-    "LineageStore",
-    "Problem",
-    "ReceiptBuilder",
-    "SealedReceipt",
-    "Signer",
-    "Statement",
-    "VerifyReport",
-    "event_record",
-    "export_store",
-    "generate_key",
-    "leaf_bytes",
-    "leaf_hash",
-    "leaves_root",
-    "load_signer",
-    "next_link",
-    "observation_record",
-    "parse_statement",
-    "prove_consistency",
-    "prove_inclusion",
-    "read_lineage_file",
-    "record_from_observation",
-    "revoke_key",
-    "rotate_key",
-    "verify_leaf",
-    "verify_records",
-    "verify_store",
-]
+# imported on first use: plugin discovery must not pay for cryptography and friends
+_EXPORTS = {
+    "ChainHead": "store",
+    "ConsistencyProof": "proofs",
+    "GENESIS_PREV": "statement",
+    "InclusionProof": "proofs",
+    "JsonlLineageStore": "jsonl",
+    "KeyInfo": "keys",
+    "Keyring": "keys",
+    "LineageFile": "export",
+    "LineageStore": "store",
+    "PAYLOAD_TYPE": "dsse",
+    "PREDICATE_TYPE": "statement",
+    "Problem": "verify",
+    "ReceiptBuilder": "receipt",
+    "SealedReceipt": "receipt",
+    "Signer": "keys",
+    "Statement": "statement",
+    "VerifyReport": "verify",
+    "event_record": "leaves",
+    "export_store": "export",
+    "generate_key": "keys",
+    "leaf_bytes": "leaves",
+    "leaf_hash": "leaves",
+    "leaves_root": "proofs",
+    "load_signer": "keys",
+    "next_link": "receipt",
+    "observation_record": "leaves",
+    "parse_statement": "statement",
+    "prove_consistency": "proofs",
+    "prove_inclusion": "proofs",
+    "read_lineage_file": "export",
+    "record_from_observation": "leaves",
+    "revoke_key": "keys",
+    "rotate_key": "keys",
+    "verify_leaf": "proofs",
+    "verify_records": "verify",
+    "verify_store": "verify",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aqcore.lineage' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from typing import TYPE_CHECKING
+
 from ..hookspecs import hookimpl
-from .jsonl import JsonlLineageStore
+
+if TYPE_CHECKING:
+    from .jsonl import JsonlLineageStore
 
 
 def open_file_store(url: str) -> JsonlLineageStore:
     """The JSON-lines lineage store of a ``file:///abs/path.jsonl`` URL."""
+    from .jsonl import JsonlLineageStore
+
     return JsonlLineageStore(url)
 
 

@@ -259,3 +259,13 @@ def test_an_entry_point_with_a_wrong_hook_signature_does_not_break_discovery(fak
     assert info.status == "failed" and "extra" in (info.error or "")
     with pytest.raises(PluginError, match="plugin 'sig'"):
         get_plugin_manager(strict=True)
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("AQ_TEST_INSTALLED"), reason="only under tox")
+def test_an_installed_third_party_metric_is_discovered_through_its_entry_point():
+    """tox installs examples/aq-metric-example like a user would: aq finds it by entry point."""
+    manager = get_plugin_manager()
+    info = next(i for i in manager.describe() if i.distribution == "aq-metric-example")
+    assert info.status == "loaded"
+    assert "metric:no_shouting" in info.provides
+    assert manager.metric_classes()["no_shouting"].__module__.startswith("aq_metric_example")
