@@ -12,12 +12,12 @@ from types import ModuleType
 from typing import Any
 
 import pluggy
-import structlog
 
 from . import hookspecs
 from .errors import PluginError, UsageError
+from .log import get_logger
 
-log = structlog.get_logger("aq.plugins")
+log = get_logger("aq.plugins")
 
 ENTRY_POINT_GROUP = "aq"
 DISABLE_ENV = "AQ_DISABLE_PLUGINS"

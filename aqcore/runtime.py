@@ -9,13 +9,11 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from .adapters import TokenAdapter, UnitAdapter, UnitRequest
 from .config import RuntimeConfig, load_config
 from .errors import AdapterError, AqError, UsageError
 from .gate import GateContext, GateMetric, Step
-from .logging import ensure_configured
+from .log import get_logger
 from .loop import TokenLoop, UnitLoop
 from .loop.judge import Judge
 from .loop.outcome import LoopEvent, LoopOutcome
@@ -29,7 +27,7 @@ from .state.keys import agent_key, conversation_key
 from .state.session import LoadedState, StateManager
 from .state.update import StateUpdate
 
-log = structlog.get_logger("aq.runtime")
+log = get_logger("aq.runtime")
 
 HISTORY_TURNS = 8
 
@@ -53,7 +51,6 @@ class Runtime:
         state_timeout_s: float | None = 2.0,
         plugin_manager: AqPluginManager | None = None,
     ) -> None:
-        ensure_configured()
         self.plugins = plugin_manager or get_plugin_manager()
         self.metric_classes: dict[str, type[GateMetric]] = self.plugins.metric_classes()
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy, self.metric_classes)

@@ -7,9 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from ..errors import LineageError
+from ..log import get_logger
 from .jsonl import JsonlLineageStore
 from .keys import KEYRING_FILE, Signer, default_key_dir, load_signer, now_us
 from .leaves import micro
@@ -18,7 +17,7 @@ from .receipt import ReceiptBuilder, SealedReceipt
 from .statement import chain_key
 from .store import LineageStore
 
-log = structlog.get_logger("aq.lineage")
+log = get_logger("aq.lineage")
 
 if TYPE_CHECKING:
     from ..models import GenerationResult

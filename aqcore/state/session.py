@@ -9,16 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import structlog
-
 from ..errors import StateConflict, StateUnavailable
+from ..log import get_logger
 from ..models import AgentState, ConversationState, Scope, StateStatus
 from .backend import StateBackend, Versioned
 from .journal import Journal
 from .keys import agent_key, conversation_key
 from .update import StateUpdate, merge
 
-log = structlog.get_logger("aq.state")
+log = get_logger("aq.state")
 T = TypeVar("T")
 
 
