@@ -8,9 +8,9 @@ from typing import Any
 
 from aqcore.errors import LineageError
 from aqcore.lineage.store import ChainHead
+from aqcore.state.keys import check_chain
 
 from . import codec, environment
-from .keys import check_chain
 from .options import parse_url
 
 _PAGE = 64  # envelopes read per read transaction

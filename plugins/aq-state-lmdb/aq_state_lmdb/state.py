@@ -7,9 +7,9 @@ from typing import Any
 
 from aqcore.errors import StateUnavailable
 from aqcore.state.backend import Versioned
+from aqcore.state.keys import check_state_key
 
 from . import codec, environment
-from .keys import check_state_key
 from .options import parse_url
 
 _PAGE = 256  # keys read per read transaction, so that no reader is held open across yields
