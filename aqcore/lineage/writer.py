@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LineageError
 from ..log import get_logger
+from ..loop.outcome import LoopEvent
 from .jsonl import JsonlLineageStore
 from .keys import KEYRING_FILE, Signer, default_key_dir, load_signer, now_us
 from .leaves import micro
-from .pending import PendingEvent, PendingReceipt, PendingReceipts
+from .pending import PendingReceipt, PendingReceipts
 from .receipt import ReceiptBuilder, SealedReceipt
 from .statement import chain_key
 from .store import LineageStore
@@ -152,7 +153,7 @@ class LineageWriter:
             return self.record_sealed(result, events, started_us=started_us, end_us=end).summary()
         item = PendingReceipt(
             result=result,
-            events=[PendingEvent(e.kind, int(e.index), e.metric, e.reason, dict(e.detail)) for e in events],
+            events=[LoopEvent(e.kind, int(e.index), e.metric, e.reason, dict(e.detail)) for e in events],
             started_us=end if started_us is None else started_us,
             end_us=end,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 
 import numpy as np
 
@@ -12,13 +12,13 @@ from ..gate import GateContext, Mask, Step
 from ..models import Emission, Message, Observation, VerdictKind
 from ..sampling import Distribution, Sampler
 from .judge import Judge
-from .outcome import LoopEvent, LoopOutcome
+from .outcome import LoopEvents, LoopOutcome
 from .release import ReleaseBuffer
 
 _Decoder = codecs.getincrementaldecoder("utf-8")
 
 
-class TokenLoop:
+class TokenLoop(LoopEvents):
     """Drives one generation on a token adapter under the bound metrics."""
 
     def __init__(
@@ -39,11 +39,9 @@ class TokenLoop:
         self.judge = judge
         self.context = context
         self.sampler = sampler
-        self.out = release
         self.max_tokens = max_tokens
         self.max_rollbacks = max_rollbacks
         self.max_resamples = max_resamples
-        self.refusal = refusal
         self.temperature = sampler.params.temperature
         self.eos = self.vocab.eos_ids
         self.special = self.vocab.special
@@ -54,8 +52,7 @@ class TokenLoop:
         self.text = ""
         self.decoder = _Decoder(errors="replace")
         self.observations: list[Observation] = []
-        self.events: list[LoopEvent] = []
-        self.on_event: Callable[[LoopEvent], None] | None = None
+        LoopEvents.__init__(self, release, refusal)
         self.bans: dict[int, set[int]] = {}
         self.rollbacks = 0
         self.steps = 0
@@ -282,22 +279,3 @@ class TokenLoop:
         """Stop: whatever is still held back is dropped, never released."""
         return reason
         yield  # pragma: no cover - makes this a generator
-
-    def _refuse(self, why: str, position: int) -> Generator[Emission, None, str]:
-        """Give up on this generation: release the policy's refusal instead of held text."""
-        self._record(LoopEvent("refusal", position, reason=why))
-        if self.refusal:
-            sep = " " if self.out.released and not self.out.output.endswith((" ", "\n")) else ""
-            yield self.out.emit_text(sep + self.refusal, final=True)
-        return "refused"
-
-    def _record(self, event: LoopEvent) -> None:
-        self.events.append(event)
-        if self.on_event is not None:
-            self.on_event(event)
-
-    def _event(self, kind: str, index: int, verdict, **detail) -> None:  # type: ignore[no-untyped-def]
-        self._record(
-            LoopEvent(kind, index, metric=getattr(verdict, "metric", ""), reason=getattr(verdict, "reason", ""),
-                      detail=detail)
-        )

@@ -5,13 +5,13 @@ units, and re-request the continuation with feedback when a unit is inadmissible
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 
 from ..adapters import UnitAdapter, UnitRequest
 from ..gate import GateContext, Step
 from ..models import Emission, Message, Observation, VerdictKind
 from .judge import Judge
-from .outcome import LoopEvent, LoopOutcome
+from .outcome import LoopEvents, LoopOutcome
 from .release import ReleaseBuffer
 
 # A sentence ends at . ! ? (with closing quotes/brackets) followed by whitespace, or at a newline.
@@ -33,7 +33,7 @@ def cut_units(buffer: str, size: str | int) -> tuple[list[str], str]:
     return units, buffer[start:]
 
 
-class UnitLoop:
+class UnitLoop(LoopEvents):
     """Drives one generation on a unit adapter under the bound metrics."""
 
     def __init__(
@@ -51,15 +51,12 @@ class UnitLoop:
         self.adapter = adapter
         self.judge = judge
         self.context = context
-        self.out = release
         self.request = request
         self.unit_size = unit_size
         self.max_rerequests = max_rerequests
-        self.refusal = refusal
         self.text = ""
         self.observations: list[Observation] = []
-        self.events: list[LoopEvent] = []
-        self.on_event: Callable[[LoopEvent], None] | None = None
+        LoopEvents.__init__(self, release, refusal)
         self.rerequests = 0
         self.steps = 0
 
@@ -113,7 +110,7 @@ class UnitLoop:
                     return finish
             self.rerequests += 1
             if self.rerequests > self.max_rerequests:
-                return (yield from self._refuse("max_rerequests"))
+                return (yield from self._refuse("max_rerequests", len(self.observations)))
             request = UnitRequest(
                 messages=request.messages,
                 prefix=self.text,
@@ -208,21 +205,3 @@ class UnitLoop:
         if emission is not None:
             yield emission
         return "stop"
-
-    def _refuse(self, why: str) -> Generator[Emission, None, str]:
-        self._record(LoopEvent("refusal", len(self.observations), reason=why))
-        if self.refusal:
-            sep = " " if self.out.released and not self.out.output.endswith((" ", "\n")) else ""
-            yield self.out.emit_text(sep + self.refusal, final=True)
-        return "refused"
-
-    def _record(self, event: LoopEvent) -> None:
-        self.events.append(event)
-        if self.on_event is not None:
-            self.on_event(event)
-
-    def _event(self, kind: str, index: int, verdict, **detail) -> None:  # type: ignore[no-untyped-def]
-        self._record(
-            LoopEvent(kind, index, metric=getattr(verdict, "metric", ""), reason=getattr(verdict, "reason", ""),
-                      detail=detail)
-        )
