@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from ..errors import UsageError
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -40,3 +45,15 @@ class LineageStore(Protocol):
 
     def close(self) -> None:
         """Release handles."""
+
+
+def check_append(chain: str, seq: int, prev: str, digest: str, envelope: bytes) -> None:
+    """What every store checks first in append: well-formed arguments, named in the error."""
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        raise UsageError(f"lineage chain {chain!r}: seq must be an integer >= 1, got {seq!r}")
+    if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+        raise UsageError(f"lineage chain {chain!r} seq {seq}: digest must be 64 lowercase hex characters")
+    if seq > 1 and (not isinstance(prev, str) or not _HEX64.fullmatch(prev)):
+        raise UsageError(f"lineage chain {chain!r} seq {seq}: prev must be 64 lowercase hex characters")
+    if not isinstance(envelope, bytes | bytearray | memoryview) or not envelope:
+        raise UsageError(f"lineage chain {chain!r} seq {seq}: envelope must be non-empty bytes")

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from ..errors import UsageError
+
 
 @dataclass(frozen=True)
 class Versioned:
@@ -42,3 +44,9 @@ class StateBackend(Protocol):
 
     def close(self) -> None:
         """Release connections or handles."""
+
+
+def check_version(key: str, expected_version: int) -> None:
+    """What every backend checks first in compare_and_set."""
+    if isinstance(expected_version, bool) or not isinstance(expected_version, int) or expected_version < 0:
+        raise UsageError(f"expected_version for {key!r} must be an integer >= 0, got {expected_version!r}")

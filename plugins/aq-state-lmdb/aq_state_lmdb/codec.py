@@ -43,19 +43,3 @@ def decode_head(raw: bytes) -> tuple[int, str]:
 def record_key(chain: bytes, seq: int) -> bytes:
     # NUL never occurs in a chain name, so one chain's records sort together, by sequence.
     return chain + b"\x00" + _U64.pack(seq)
-
-
-def check_version(key: str, expected_version: int) -> None:
-    if isinstance(expected_version, bool) or not isinstance(expected_version, int) or expected_version < 0:
-        raise UsageError(f"expected_version for {key!r} must be an integer >= 0, got {expected_version!r}")
-
-
-def check_append(chain: str, seq: int, prev: str, digest: str, envelope: bytes) -> None:
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-        raise UsageError(f"lineage chain {chain!r}: seq must be an integer >= 1, got {seq!r}")
-    if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
-        raise UsageError(f"lineage chain {chain!r} seq {seq}: digest must be 64 lowercase hex characters")
-    if seq > 1 and (not isinstance(prev, str) or not _HEX64.fullmatch(prev)):
-        raise UsageError(f"lineage chain {chain!r} seq {seq}: prev must be 64 lowercase hex characters")
-    if not isinstance(envelope, bytes | bytearray | memoryview) or not envelope:
-        raise UsageError(f"lineage chain {chain!r} seq {seq}: envelope must be non-empty bytes")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aqcore.errors import LineageError
-from aqcore.lineage.store import ChainHead
+from aqcore.lineage.store import ChainHead, check_append
 from aqcore.state.keys import check_chain
 
 from . import codec, environment
@@ -33,7 +33,7 @@ class LmdbLineageStore:
     def append(self, chain: str, seq: int, prev: str, digest: str, envelope: bytes) -> None:
         """Store ``envelope`` as record ``seq`` and move the head, if the head is ``(seq-1, prev)``."""
         c = check_chain(chain).encode()
-        codec.check_append(chain, seq, prev, digest, envelope)
+        check_append(chain, seq, prev, digest, envelope)
         record = bytes(envelope)
 
         def put(txn: Any, dbs: dict[bytes, Any]) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aqcore.errors import StateUnavailable
-from aqcore.state.backend import Versioned
+from aqcore.state.backend import Versioned, check_version
 from aqcore.state.keys import check_state_key
 
 from . import codec, environment
@@ -45,7 +45,7 @@ class LmdbStateBackend:
 
     def compare_and_set(self, key: str, expected_version: int, doc: dict[str, Any]) -> bool:
         """Store ``doc`` as version ``expected_version + 1`` if ``expected_version`` is current."""
-        codec.check_version(key, expected_version)
+        check_version(key, expected_version)
         k = check_state_key(key).encode()
         value = codec.encode_doc(key, expected_version + 1, doc)
 

@@ -9,9 +9,9 @@ from typing import Any, cast
 import redis
 
 from aqcore.errors import LineageError
-from aqcore.lineage.store import ChainHead
+from aqcore.lineage.store import ChainHead, check_append
 
-from . import checks, scripts
+from . import scripts
 from .client import decode, make_client, translated
 from .keys import chain_keys, chain_of, chain_scan_pattern
 from .options import parse_url
@@ -36,7 +36,7 @@ class RedisLineageStore:
     def append(self, chain: str, seq: int, prev: str, digest: str, envelope: bytes) -> None:
         """Store ``envelope`` as record ``seq`` and move the head, if the head is ``(seq-1, prev)``."""
         stream, head_key = chain_keys(chain)
-        checks.check_append(chain, seq, prev, digest, envelope)
+        check_append(chain, seq, prev, digest, envelope)
         expected = "" if seq == 1 else f"{seq - 1}:{prev}"
         with self._io(f"append seq {seq} to chain {chain!r}"):
             done, current = self._append(

@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from aqcore.errors import StateUnavailable
-from aqcore.state.backend import Versioned
+from aqcore.state.backend import Versioned, check_version
 
 from . import checks, scripts
 from .client import decode, make_client, translated
@@ -47,7 +47,7 @@ class RedisStateBackend:
 
     def compare_and_set(self, key: str, expected_version: int, doc: dict[str, Any]) -> bool:
         """Store ``doc`` as version ``expected_version + 1`` if ``expected_version`` is current."""
-        checks.check_version(key, expected_version)
+        check_version(key, expected_version)
         storage = state_storage_key(key)
         body = checks.encode_doc(key, doc)
         with self._io(f"compare-and-set {key!r}"):
