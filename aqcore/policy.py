@@ -76,7 +76,11 @@ class Policy(BaseModel):
 
     def degraded_policy(self, metric_classes: Mapping[str, type[GateMetric]]) -> Policy:
         """This policy with the ``[degraded]`` overrides applied."""
-        raw = copy.deepcopy(self.raw)
+        # a Policy built in code has no source document: its fields are the document
+        source_doc = self.raw or self.model_dump(
+            mode="json", exclude={"metrics", "digest", "source", "raw", "degraded"}, exclude_defaults=True
+        ) | {"name": self.name, "metrics": {k: v.model_dump(mode="json") for k, v in self.metrics.items()}}
+        raw = copy.deepcopy(source_doc)
         raw.pop("degraded", None)
         profile = self.degraded
         if profile.max_tokens is not None:

@@ -26,6 +26,7 @@ from .state.journal import Journal, default_journal_dir
 from .state.keys import agent_key, conversation_key
 from .state.session import LoadedState, StateManager
 from .state.update import StateUpdate
+from .urls import mask_url, store_identity
 
 log = get_logger("aq.runtime")
 
@@ -61,7 +62,9 @@ class Runtime:
         self.model = model if isinstance(adapter, str) else adapter.model_name
         self.adapter_options = dict(adapter_options or {})
         self.tenant = tenant
+        self.scope("_", "_")  # a bad tenant id fails here, not at the first generate
         self.store_url = store
+        self.store_display = mask_url(store)
         backend = self.plugins.open_state_backend(store)
         journal_dir = Path(journal) if journal else default_journal_dir()
         self.state = StateManager(backend, Journal(journal_dir, store), timeout_s=state_timeout_s)
@@ -69,7 +72,8 @@ class Runtime:
         if lineage:
             from .lineage.writer import LineageWriter
 
-            pending = journal_dir / "receipts" / hashlib.sha256(lineage.encode()).hexdigest()[:16]
+            digest = hashlib.sha256(store_identity(lineage).encode()).hexdigest()[:16]
+            pending = journal_dir / "receipts" / digest
             self.lineage = LineageWriter.open(self.plugins, lineage, key=key, keyring=keyring, pending_dir=pending)
 
     @classmethod

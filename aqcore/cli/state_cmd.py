@@ -39,7 +39,7 @@ def show_state(args: argparse.Namespace) -> int:
         doc = {
             "scope": {"tenant": state.scope.tenant, "agent": state.scope.agent,
                       "conversation": state.scope.conversation},
-            "store": runtime.store_url,
+            "store": runtime.store_display,
             "state_status": state.status,
             "degraded_reason": state.degraded_reason,
             "agent": state.agent.model_dump(mode="json", exclude={"applied_updates"}),
@@ -99,7 +99,7 @@ def replay_state(args: argparse.Namespace) -> int:
     runtime = build_runtime(args)
     try:
         n = runtime.state.replay()
-        print(f"replayed {n} journalled update(s) into {runtime.store_url}")
+        print(f"replayed {n} journalled update(s) into {runtime.store_display}")
         return 0
     finally:
         runtime.close()

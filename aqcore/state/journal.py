@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..durable import LineQueues
+from ..urls import store_identity
 from .update import StateUpdate
 
 
@@ -23,7 +24,9 @@ class Journal:
     """One queue per store and key (several processes on one host may journal the same key)."""
 
     def __init__(self, directory: str | Path, store_url: str) -> None:
-        digest = hashlib.sha256(store_url.encode()).hexdigest()[:16]
+        # keyed by the store, not by how a client reaches it: a worker restarted with other
+        # timeouts or credentials must find (and replay) what it journalled before
+        digest = hashlib.sha256(store_identity(store_url).encode()).hexdigest()[:16]
         self.queues = LineQueues(Path(directory) / digest)
         self.directory = self.queues.directory
         self.store_url = store_url

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from ..errors import StateConflict, StateUnavailable
 from ..log import get_logger
 from ..models import AgentState, ConversationState, Scope, StateStatus
+from ..urls import mask_url
 from .backend import StateBackend, Versioned
 from .journal import Journal
 from .keys import agent_key, conversation_key
@@ -57,6 +58,7 @@ class StateManager:
         max_retries: int = 16,
     ) -> None:
         self.backend = backend
+        self.store = mask_url(backend.url)  # messages end up in logs and signed receipts
         self.journal = journal
         self.timeout_s = timeout_s
         self.max_retries = max_retries
@@ -77,12 +79,12 @@ class StateManager:
                 self._executor.shutdown(wait=False)
                 self._executor = None
                 raise StateUnavailable(
-                    f"state store {self.backend.url} did not answer within {self.timeout_s}s"
+                    f"state store {self.store} did not answer within {self.timeout_s}s"
                 ) from None
         except StateUnavailable:
             raise
         except Exception as exc:
-            raise StateUnavailable(f"state store {self.backend.url}: {type(exc).__name__}: {exc}") from exc
+            raise StateUnavailable(f"state store {self.store}: {type(exc).__name__}: {exc}") from exc
 
     # -- load ---------------------------------------------------------------------------
     def load(self, scope: Scope) -> LoadedState:

@@ -85,3 +85,12 @@ def test_digest_is_canonical_and_changes_with_content(tmp_path):
     c = load_policy(write(tmp_path, 'name = "p"\nmax_tokens = 11\n[budgets]\nagent = 5.0\n'), METRICS)
     assert c.digest != a.digest
     assert len(a.digest) == 64
+
+
+def test_a_policy_built_in_code_has_a_degraded_profile_too():
+    from aqcore.policy import Policy
+
+    policy = Policy(name="in-code", max_tokens=40)
+    degraded = policy.degraded_policy(METRICS)
+    assert degraded.name == "in-code"
+    assert degraded.max_tokens == 40

@@ -217,3 +217,25 @@ def test_state_is_shared_between_runtimes_on_one_store(make_runtime, tmp_path):
     two.generate("y", agent="a", conversation="c")
     turns = one.load_state("a", "c").conversation.turns
     assert [t.text for t in turns] == ["first", "second"]
+
+
+def test_a_store_password_never_reaches_messages_results_or_receipts(make_runtime, flaky):
+    flaky.url = "flaky://:s3cret@db.internal:6379/0?timeout=1"
+    runtime = make_runtime(ScriptedAdapter.from_pieces(["ok"]), store="flaky://:s3cret@db.internal:6379/0")
+    flaky.mode = "down"
+    result = runtime.generate("x", agent="a", conversation="c")
+    assert result.state_status == "partial"
+    assert "db.internal" in (result.degraded_reason or "")
+    assert "s3cret" not in (result.degraded_reason or "")
+    assert "s3cret" not in runtime.store_display
+
+
+def test_the_journal_belongs_to_the_store_not_to_the_client_options(tmp_path):
+    from aqcore.urls import store_identity
+
+    assert store_identity("redis://:pw@h:6379/0?timeout=0.5") == store_identity("redis://h:6379/0")
+    assert store_identity("lmdb:///d?sync=false") == store_identity("lmdb:///d")
+    assert store_identity("redis://h:6379/0") != store_identity("redis://h:6379/1")
+    key = conversation_key(SCOPE)
+    Journal(tmp_path, "lmdb:///d?sync=false").append(StateUpdate(key=key, entropy=1.0))
+    assert [u.entropy for u in Journal(tmp_path, "lmdb:///d").pending(key)] == [1.0]

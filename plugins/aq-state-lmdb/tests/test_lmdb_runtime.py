@@ -4,6 +4,7 @@ commands, and state that outlives the process that wrote it."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import os
@@ -18,11 +19,13 @@ import structlog
 
 import aqcore
 from aqcore.cli.main import main
+from aqcore.errors import UsageError
 from aqcore.gate import GateMetric, MetricSettings
 from aqcore.hookspecs import hookimpl
 from aqcore.lineage import Keyring, generate_key, verify_store
 from aqcore.lineage.dsse import parse_envelope
 from aqcore.lineage.statement import parse_statement
+from aqcore.logging import ensure_configured
 from aqcore.models import Commitment, GenerationResult, Scope, Turn
 from aqcore.plugins import get_plugin_manager
 from aqcore.policy import build_policy
@@ -70,23 +73,28 @@ def make_runtime(store: str, journal: Path | str, **kwargs: Any) -> Runtime:
     pm.register(StampPlugin(), "inline-stamp", distribution="tests", version="0")
     policy = build_policy({"name": "lmdb-runtime", "metrics": {"stamp": {}}}, pm.metric_classes())
     return Runtime(
-        adapter="test", model="default", policy=policy, store=store, journal=journal, plugin_manager=pm, **kwargs
-    )
+        adapter="test", model="default", policy=policy, store=store, journal=journal,
+        plugin_manager=pm, **kwargs,
+    )  # fmt: skip
 
 
-def _invoke(store: str, journal: str, worker: int, n: int, barrier: Any, out: Any) -> None:
-    """One worker process: ``n`` invocations on the shared conversation; reports what each spent."""
+def _invoke(store: str, journal: str, key: str, worker: int, n: int, barrier: Any, out: Any) -> None:
+    """One worker process: ``n`` invocations on the shared conversation, each sealing a receipt
+    in the same store; reports what each spent."""
     rows: list[tuple[str, str, float, str]] = []
     try:
-        runtime = make_runtime(store, journal)
+        runtime = make_runtime(store, journal, lineage=store, key=key)
         try:
             runtime.adapter  # noqa: B018 - build the model before the start line, not inside the race
             barrier.wait(120)
             for i in range(n):
                 prompt = f"w{worker}n{i}"
-                result = runtime.generate(prompt, agent=AGENT, conversation=CONVERSATION, seed=worker * n + i, **SAMPLING)
+                result = runtime.generate(
+                    prompt, agent=AGENT, conversation=CONVERSATION, seed=worker * n + i, **SAMPLING
+                )
                 assert isinstance(result, GenerationResult)
-                rows.append((result.scope.invocation, prompt, result.entropy_spent["invocation"], result.state_status))
+                spent = result.entropy_spent["invocation"]
+                rows.append((result.scope.invocation, prompt, spent, result.state_status))
         finally:
             runtime.close()
         out.put((worker, rows, None))
@@ -94,13 +102,13 @@ def _invoke(store: str, journal: str, worker: int, n: int, barrier: Any, out: An
         out.put((worker, rows, f"{type(exc).__name__}: {exc}"))
 
 
-def run_workers(store: str, journal: Path) -> list[tuple[str, str, float, str]]:
+def run_workers(store: str, journal: Path, key: Path) -> list[tuple[str, str, float, str]]:
     """``WORKERS`` spawned processes × ``PER_WORKER`` invocations on one conversation."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(WORKERS)
     out = ctx.Queue()
     procs = [
-        ctx.Process(target=_invoke, args=(store, str(journal), w, PER_WORKER, barrier, out))
+        ctx.Process(target=_invoke, args=(store, str(journal), str(key), w, PER_WORKER, barrier, out))
         for w in range(WORKERS)
     ]
     for proc in procs:
@@ -119,13 +127,15 @@ def run_workers(store: str, journal: Path) -> list[tuple[str, str, float, str]]:
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Journals and keys under the test's directory, no stray aq.toml, and structlog reset after
-    the CLI bound it to this test's captured stderr."""
+    """Journals and keys under the test's directory, no stray aq.toml, and after the test aq's
+    library logging again (the CLI configures structlog its own way)."""
     monkeypatch.setenv("AQ_HOME", str(tmp_path / "aq-home"))
     monkeypatch.delenv("AQ_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
     yield
     structlog.reset_defaults()
+    # loggers made earlier keep using structlog's defaults (every level) until it is configured
+    ensure_configured()
 
 
 @pytest.fixture
@@ -149,20 +159,32 @@ def keys(tmp_path: Path) -> Path:
 
 
 # -- no lost updates ----------------------------------------------------------------------------
-def test_four_processes_times_one_hundred_invocations_lose_no_update(store_url: str, tmp_path: Path) -> None:
+def test_four_processes_times_one_hundred_invocations_lose_no_update(
+    store_url: str, tmp_path: Path, keys: Path
+) -> None:
     journal = tmp_path / "journal"
-    rows = run_workers(store_url, journal)
+    rows = run_workers(store_url, journal, keys)
     assert len(rows) == WORKERS * PER_WORKER
     invocations = {inv for inv, _, _, _ in rows}
     assert len(invocations) == WORKERS * PER_WORKER
 
-    with make_runtime(store_url, journal) as runtime:
-        # An update whose compare-and-set lost every retry was journalled by its worker; the next
-        # load of that key replays it. After the last invocation nobody loaded again: replay now.
+    chain = f"default:{AGENT}:{CONVERSATION}"
+    with make_runtime(store_url, journal, lineage=store_url, key=str(keys)) as runtime:
+        # An update whose compare-and-set lost every retry was journalled by its worker (a receipt
+        # kept locally); the next invocation replays it. After the last one nobody did: do it now.
         runtime.state.replay()
         assert runtime.state.journal.pending_keys() == []
+        assert runtime.lineage is not None
+        runtime.lineage.flush(chain)
         state = runtime.load_state(AGENT, CONVERSATION)
+        lineage = runtime.lineage.store
+        report = verify_store(lineage, Keyring.load(keys / "keyring.json"))
+        statements = [parse_statement(parse_envelope(e).payload) for e in lineage.records(chain)]
 
+    partial = sum(1 for *_, status in rows if status != "full")
+    order = [t.prompt.split("n")[0] for t in state.conversation.turns]
+    switches = sum(1 for a, b in itertools.pairwise(order) if a != b)
+    print(f"\n{len(rows)} invocations, {partial} partial; turn order changes worker {switches} times")
     assert state.status == "full"
     total = sum(spent for _, _, spent, _ in rows)
     for scope_state in (state.conversation, state.agent):
@@ -179,6 +201,11 @@ def test_four_processes_times_one_hundred_invocations_lose_no_update(store_url: 
         for slot, commitment in scope_state.commitments.items():
             prompt = slot[2:]
             assert (commitment.value, commitment.invocation) == (prompt, made_by[prompt])
+    # every invocation's receipt is in the one chain, which verifies end to end
+    assert report.ok, report.summary()
+    assert report.records == WORKERS * PER_WORKER
+    assert [s.seq for s in statements] == list(range(1, WORKERS * PER_WORKER + 1))
+    assert {s.predicate["invocation"] for s in statements} == invocations
 
 
 # -- tenancy ------------------------------------------------------------------------------------
@@ -192,8 +219,11 @@ def test_tenants_sharing_ids_never_see_each_others_state_or_lineage(
         store_url, journal, tenant="acme2", lineage=lineage, key=str(keys)
     ) as b:
         made = {
-            "acme": [a.generate(f"a{i}", agent=AGENT, conversation=CONVERSATION, seed=i, **SAMPLING) for i in range(2)],
-            "acme2": [b.generate(f"b{i}", agent=AGENT, conversation=CONVERSATION, seed=i, **SAMPLING) for i in range(3)],
+            tenant: [
+                runtime.generate(f"{tenant}-{i}", agent=AGENT, conversation=CONVERSATION, seed=i, **SAMPLING)
+                for i in range(n)
+            ]
+            for tenant, runtime, n in (("acme", a, 2), ("acme2", b, 3))
         }
         views = {"acme": a.load_state(AGENT, CONVERSATION), "acme2": b.load_state(AGENT, CONVERSATION)}
 
@@ -208,12 +238,14 @@ def test_tenants_sharing_ids_never_see_each_others_state_or_lineage(
         prompts = {r.commitments[0].value for r in results}
         assert {c.value for c in state.conversation.commitments.values()} == prompts
 
+    where = ("--store", store_url, "--journal", str(journal))
     for tenant, other in (("acme", "acme2"), ("acme2", "acme")):
-        code, out, err = aq("state", "export", "--store", store_url, "--journal", str(journal), "--tenant", tenant)
+        code, out, err = aq("state", "export", *where, "--tenant", tenant)
         assert code == 0, err
         exported = [json.loads(line) for line in out.splitlines()]
         scope = f"{tenant}:{AGENT}"
-        assert sorted(doc["key"] for doc in exported) == [f"agent/{scope}", f"conversation/{scope}:{CONVERSATION}"]
+        expected = [f"agent/{scope}", f"conversation/{scope}:{CONVERSATION}"]
+        assert sorted(doc["key"] for doc in exported) == expected
         assert not any(f"/{other}:" in line or f'"{other}"' in line for line in out.splitlines())
 
     trusted = Keyring.load(keys / "keyring.json")
@@ -246,13 +278,11 @@ def test_tenants_sharing_ids_never_see_each_others_state_or_lineage(
 def test_a_scope_id_that_could_reach_another_tenants_keys_is_refused(store_url: str, tmp_path: Path) -> None:
     with make_runtime(store_url, tmp_path / "journal", tenant="acme") as runtime:
         for agent, conversation in (("bot:c1", "x"), ("../acme2", "c1"), ("*", "c1"), ("bot", "c1/x")):
-            with pytest.raises(Exception, match="letters, digits") as info:
+            with pytest.raises(UsageError, match="letters, digits"):
                 runtime.generate("hi", agent=agent, conversation=conversation)
-            assert type(info.value).__name__ == "UsageError"
-        with pytest.raises(Exception, match="tenant must be"):
-            Runtime(adapter="test", policy=runtime.policy, store=store_url, tenant="acme:bot").generate(
-                "hi", agent="a", conversation="c"
-            )
+        with pytest.raises(UsageError, match="tenant must be"):
+            runtime.generate("hi", agent="bot", conversation="c1", tenant="acme2:bot")
+        assert list(runtime.state.backend.keys("")) == []  # nothing was written anywhere
 
 
 # -- aq state show | export | delete | replay -----------------------------------------------------
@@ -268,7 +298,8 @@ def test_state_commands(store_url: str, tmp_path: Path, aq: Callable[..., tuple[
     shown = json.loads(out)
     assert shown["state_status"] == "full"
     assert shown["scope"] == {"tenant": "acme", "agent": AGENT, "conversation": "c1"}
-    assert [t["invocation"] for t in shown["conversation"]["turns"]] == [r.scope.invocation for r in results[:2]]
+    turns = shown["conversation"]["turns"]
+    assert [t["invocation"] for t in turns] == [r.scope.invocation for r in results[:2]]
     assert shown["conversation"]["version"] == 2
     assert shown["agent"]["version"] == 3
     assert "applied_updates" not in shown["conversation"]
@@ -319,6 +350,7 @@ def test_state_written_by_one_process_is_read_by_the_next(tmp_path: Path) -> Non
     policy = tmp_path / "policy.toml"
     policy.write_text('name = "plain"\n')
     store = f"lmdb://{tmp_path / 'durable'}"  # the default: durable commits
+    journal = tmp_path / "journal"
     # the child imports the same aqcore as this process (a checkout on PYTHONPATH, or installed)
     where = str(Path(aqcore.__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (where, os.environ.get("PYTHONPATH", "")) if p)
@@ -326,7 +358,7 @@ def test_state_written_by_one_process_is_read_by_the_next(tmp_path: Path) -> Non
 
     def aq_process(*argv: str) -> dict[str, Any]:
         done = subprocess.run(
-            [sys.executable, "-m", "aqcore.cli.main", *argv, "--store", store, "--journal", str(tmp_path / "j")],
+            [sys.executable, "-m", "aqcore.cli.main", *argv, "--store", store, "--journal", str(journal)],
             capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -345,3 +377,15 @@ def test_state_written_by_one_process_is_read_by_the_next(tmp_path: Path) -> Non
     assert [t["prompt"] for t in turns] == ["hello", "hello again"]
     assert [t["text"] for t in turns] == [first["text"], second["text"]]
     assert shown["conversation"]["version"] == 2
+
+
+# -- store identity and credentials ----------------------------------------------------------------
+def test_journalled_updates_are_replayed_whatever_the_url_options(
+    tmp_path: Path, aq: Callable[..., tuple[int, str, str]]
+) -> None:
+    journal = tmp_path / "journal"
+    directory = tmp_path / "store"
+    scope = Scope(agent=AGENT, conversation=CONVERSATION)
+    Journal(journal, f"lmdb://{directory}?sync=false").append(StateUpdate(key=agent_key(scope), entropy=1.0))
+    code, out, err = aq("state", "replay", "--store", f"lmdb://{directory}", "--journal", str(journal))
+    assert (code, out.split(" into ")[0]) == (0, "replayed 1 journalled update(s)"), err

@@ -1,0 +1,473 @@
+"""The Redis store under the runtime and the ``aq`` command line, with the test LM and a real
+redis-server: no lost update from four processes on one conversation; a server killed and
+restarted in the middle of a run of invocations (they run degraded, journal their updates, and
+the next invocation after the restart replays them); tenants kept apart (state and lineage); the
+``aq state`` commands."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import multiprocessing
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import structlog
+from redis_server import RedisServer
+
+from aqcore.cli.main import main
+from aqcore.gate import GateMetric, MetricSettings
+from aqcore.hookspecs import hookimpl
+from aqcore.lineage import Keyring, generate_key, verify_store
+from aqcore.lineage.dsse import parse_envelope
+from aqcore.lineage.statement import parse_statement
+from aqcore.logging import ensure_configured
+from aqcore.models import Commitment, GenerationResult, Turn
+from aqcore.plugins import get_plugin_manager
+from aqcore.policy import build_policy
+from aqcore.runtime import Runtime
+
+WORKERS = 4
+PER_WORKER = 100
+AGENT = "bot"
+CONVERSATION = "c1"
+# a dead server is noticed in milliseconds (connection refused); a hung one within a second
+FAST = "connect_timeout=0.2&timeout=0.5&retries=0"
+# sampled (seeded) so that every invocation spends a different amount; short, to keep it quick
+SAMPLING: dict[str, Any] = {"temperature": 1.0, "max_tokens": 24}
+
+
+class StampSettings(MetricSettings):
+    """``[metrics.stamp]`` takes no settings."""
+
+
+class Stamp(GateMetric):
+    """Commits slots named by the invocation's prompt, one at conversation and one at agent
+    scope, so that each invocation leaves commitments of its own to look for in state."""
+
+    name: ClassVar[str] = "stamp"
+    Settings = StampSettings
+
+    def commitments(self) -> list[Commitment]:
+        prompt, invocation = self.context.prompt, self.context.scope.invocation
+        return [
+            Commitment(slot=f"c_{prompt}", value=prompt, invocation=invocation, scope="conversation"),
+            Commitment(slot=f"a_{prompt}", value=prompt, invocation=invocation, scope="agent"),
+        ]
+
+
+class StampPlugin:
+    @hookimpl
+    def aq_register_gate_metrics(self, register: Callable[..., None]) -> None:
+        register(Stamp)
+
+
+def make_runtime(store: str, journal: Path | str, **kwargs: Any) -> Runtime:
+    """A runtime over the test LM whose policy binds the stamp metric (each process builds its own)."""
+    pm = get_plugin_manager()
+    pm.register(StampPlugin(), "inline-stamp", distribution="tests", version="0")
+    policy = build_policy({"name": "redis-runtime", "metrics": {"stamp": {}}}, pm.metric_classes())
+    return Runtime(
+        adapter="test", model="default", policy=policy, store=store, journal=journal,
+        plugin_manager=pm, **kwargs,
+    )  # fmt: skip
+
+
+def _invoke(store: str, journal: str, key: str, worker: int, n: int, barrier: Any, out: Any) -> None:
+    """One worker process: ``n`` invocations on the shared conversation, each sealing a receipt
+    in the same store; reports what each spent."""
+    rows: list[tuple[str, str, float, str]] = []
+    try:
+        runtime = make_runtime(store, journal, lineage=store, key=key)
+        try:
+            runtime.adapter  # noqa: B018 - build the model before the start line, not inside the race
+            barrier.wait(120)
+            for i in range(n):
+                prompt = f"w{worker}n{i}"
+                result = runtime.generate(
+                    prompt, agent=AGENT, conversation=CONVERSATION, seed=worker * n + i, **SAMPLING
+                )
+                assert isinstance(result, GenerationResult)
+                spent = result.entropy_spent["invocation"]
+                rows.append((result.scope.invocation, prompt, spent, result.state_status))
+        finally:
+            runtime.close()
+        out.put((worker, rows, None))
+    except BaseException as exc:  # reported to the parent, which fails the test with it
+        out.put((worker, rows, f"{type(exc).__name__}: {exc}"))
+
+
+def run_workers(store: str, journal: Path, key: Path) -> list[tuple[str, str, float, str]]:
+    """``WORKERS`` spawned processes × ``PER_WORKER`` invocations on one conversation."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(WORKERS)
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=_invoke, args=(store, str(journal), str(key), w, PER_WORKER, barrier, out))
+        for w in range(WORKERS)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        reports = [out.get(timeout=300) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+    errors = [f"worker {w}: {error}" for w, _, error in reports if error]
+    assert not errors, errors
+    return [row for _, rows, _ in sorted(reports) for row in rows]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Journals and keys under the test's directory, no stray aq.toml, and after the test aq's
+    library logging again (the CLI configures structlog its own way)."""
+    monkeypatch.setenv("AQ_HOME", str(tmp_path / "aq-home"))
+    monkeypatch.delenv("AQ_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield
+    structlog.reset_defaults()
+    # loggers made earlier keep using structlog's defaults (every level) until it is configured
+    ensure_configured()
+
+
+@pytest.fixture
+def aq(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """``aq(*argv) -> (exit code, stdout, stderr)``, run in-process."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    key_dir = tmp_path / "keys"
+    generate_key(key_dir)
+    return key_dir
+
+
+def chain_statements(url: str, chain: str) -> list[Any]:
+    store = get_plugin_manager().open_lineage_store(url)
+    try:
+        return [parse_statement(parse_envelope(envelope).payload) for envelope in store.records(chain)]
+    finally:
+        store.close()
+
+
+# -- no lost updates ----------------------------------------------------------------------------
+def test_four_processes_times_one_hundred_invocations_lose_no_update(
+    store_url: str, tmp_path: Path, keys: Path
+) -> None:
+    journal = tmp_path / "journal"
+    rows = run_workers(store_url, journal, keys)
+    assert len(rows) == WORKERS * PER_WORKER
+    invocations = {inv for inv, _, _, _ in rows}
+    assert len(invocations) == WORKERS * PER_WORKER
+
+    chain = f"default:{AGENT}:{CONVERSATION}"
+    with make_runtime(store_url, journal, lineage=store_url, key=str(keys)) as runtime:
+        # An update whose compare-and-set lost every retry was journalled by its worker (a receipt
+        # kept locally); the next invocation replays it. After the last one nobody did: do it now.
+        runtime.state.replay()
+        assert runtime.state.journal.pending_keys() == []
+        assert runtime.lineage is not None
+        runtime.lineage.flush(chain)
+        state = runtime.load_state(AGENT, CONVERSATION)
+        lineage = runtime.lineage.store
+        report = verify_store(lineage, Keyring.load(keys / "keyring.json"))
+        statements = [parse_statement(parse_envelope(e).payload) for e in lineage.records(chain)]
+
+    partial = sum(1 for *_, status in rows if status != "full")
+    order = [t.prompt.split("n")[0] for t in state.conversation.turns]
+    switches = sum(1 for a, b in itertools.pairwise(order) if a != b)
+    print(f"\n{len(rows)} invocations, {partial} partial; turn order changes worker {switches} times")
+    assert state.status == "full"
+    total = sum(spent for _, _, spent, _ in rows)
+    for scope_state in (state.conversation, state.agent):
+        assert scope_state.version == WORKERS * PER_WORKER
+        assert scope_state.entropy_spent == pytest.approx(total, rel=1e-9)
+        assert scope_state.conflicts == []
+    turns = state.conversation.turns
+    assert len(turns) == WORKERS * PER_WORKER
+    assert {t.invocation for t in turns} == invocations
+    made_by = {prompt: inv for inv, prompt, _, _ in rows}
+    assert {t.invocation: t.prompt for t in turns} == {inv: prompt for prompt, inv in made_by.items()}
+    for scope_state, kind in ((state.conversation, "c"), (state.agent, "a")):
+        assert set(scope_state.commitments) == {f"{kind}_{p}" for p in made_by}
+        for slot, commitment in scope_state.commitments.items():
+            prompt = slot[2:]
+            assert (commitment.value, commitment.invocation) == (prompt, made_by[prompt])
+    # every invocation's receipt is in the one chain, which verifies end to end
+    assert report.ok, report.summary()
+    assert report.records == WORKERS * PER_WORKER
+    assert [s.seq for s in statements] == list(range(1, WORKERS * PER_WORKER + 1))
+    assert {s.predicate["invocation"] for s in statements} == invocations
+
+
+# -- the server dies in the middle of a run -------------------------------------------------------
+RUN = 12
+OUTAGE = range(4, 8)  # killed before invocation 4, restarted before invocation 8
+
+
+def run_of_invocations(
+    runtime: Runtime, server: RedisServer | None = None, fault: str = "kill"
+) -> list[GenerationResult]:
+    """``RUN`` invocations on one conversation; with ``server``, it is killed and restarted (or
+    frozen and thawed) midway. The one in the middle of the outage streams, to see each emission
+    as the consumer does."""
+    results = []
+    for i in range(RUN):
+        if server is not None and i == OUTAGE.start:
+            server.kill() if fault == "kill" else server.pause()
+        if server is not None and i == OUTAGE.stop:
+            # restarted on the same port and directory, the AOF is replayed; a thawed server
+            # answers whatever requests are still queued on its sockets
+            server.start() if fault == "kill" else server.resume()
+        options: dict[str, Any] = {"agent": AGENT, "conversation": CONVERSATION, "seed": i, **SAMPLING}
+        if i == 6:
+            stream = runtime.generate(f"p{i}", stream=True, **options)
+            streamed = list(stream)  # type: ignore[arg-type]
+            result = stream.result  # type: ignore[union-attr]
+            assert streamed and streamed == result.emissions
+        else:
+            result = runtime.generate(f"p{i}", **options)
+        assert isinstance(result, GenerationResult)
+        results.append(result)
+    return results
+
+
+@pytest.mark.parametrize("fault", ["kill", "pause"])
+def test_server_down_or_frozen_mid_run_loses_nothing(
+    fault: str, fresh_server: RedisServer, store_url: str, tmp_path: Path, keys: Path
+) -> None:
+    url = f"{fresh_server.url}?{FAST}"
+    journal = tmp_path / "journal"
+    with make_runtime(url, journal, lineage=url, key=str(keys), state_timeout_s=2.0) as runtime:
+        results = run_of_invocations(runtime, fresh_server, fault)
+        assert runtime.state.journal.pending_keys() == []  # invocation 8 replayed the outage's updates
+        state = runtime.load_state(AGENT, CONVERSATION)
+
+    for i, result in enumerate(results):
+        flags = (result.state_status, result.confidence, result.state_committed)
+        if i in OUTAGE:
+            assert flags == ("partial", "reduced", False)
+            assert f"127.0.0.1:{fresh_server.port}" in (result.degraded_reason or "")
+            assert result.emissions and all(
+                (e.state_status, e.confidence) == ("partial", "reduced") for e in result.emissions
+            )
+            assert result.receipt is not None and result.receipt["status"] == "pending"
+        else:
+            assert flags == ("full", "normal", True)
+            assert all((e.state_status, e.confidence) == ("full", "normal") for e in result.emissions)
+            assert result.receipt is not None and result.receipt["seq"] == i + 1
+
+    # the same run against a server that never went away
+    with make_runtime(store_url, tmp_path / "journal-ref") as reference:
+        expected_results = run_of_invocations(reference)
+        expected = reference.load_state(AGENT, CONVERSATION)
+
+    assert [r.text for r in results] == [r.text for r in expected_results]
+    assert state.status == "full"
+    spent = sum(r.entropy_spent["invocation"] for r in results)
+    for got, want in ((state.conversation, expected.conversation), (state.agent, expected.agent)):
+        assert got.version == want.version == RUN
+        assert got.entropy_spent == pytest.approx(want.entropy_spent, rel=1e-9)
+        assert got.entropy_spent == pytest.approx(spent, rel=1e-9)
+        assert {s: c.value for s, c in got.commitments.items()} == {
+            s: c.value for s, c in want.commitments.items()
+        }
+        assert got.conflicts == []
+
+    def view(turns: list[Turn]) -> list[tuple[str, str, str]]:
+        return [(t.prompt, t.text, t.finish_reason) for t in turns]
+
+    assert view(state.conversation.turns) == view(expected.conversation.turns)
+    assert [t.invocation for t in state.conversation.turns] == [r.scope.invocation for r in results]
+    assert [t.state_status for t in state.conversation.turns] == [
+        "partial" if i in OUTAGE else "full" for i in range(RUN)
+    ]
+
+    # every receipt reached the stream, in order, chained, and the degraded ones say so
+    chain = f"default:{AGENT}:{CONVERSATION}"
+    statements = chain_statements(url, chain)
+    assert [s.seq for s in statements] == list(range(1, RUN + 1))
+    assert [s.predicate["invocation"] for s in statements] == [r.scope.invocation for r in results]
+    assert [s.predicate["state_status"] for s in statements] == [r.state_status for r in results]
+    store = get_plugin_manager().open_lineage_store(url)
+    try:
+        report = verify_store(store, Keyring.load(keys / "keyring.json"))
+    finally:
+        store.close()
+    assert report.ok, report.summary()
+    assert report.records == RUN
+
+
+# -- tenancy ------------------------------------------------------------------------------------
+def test_tenants_sharing_ids_never_see_each_others_state_or_lineage(
+    store_url: str, tmp_path: Path, keys: Path, aq: Callable[..., tuple[int, str, str]]
+) -> None:
+    journal = tmp_path / "journal"
+    # "acme2" starts with "acme": a prefix match without the separator would leak it into acme's
+    with make_runtime(store_url, journal, tenant="acme", lineage=store_url, key=str(keys)) as a, make_runtime(
+        store_url, journal, tenant="acme2", lineage=store_url, key=str(keys)
+    ) as b:
+        made = {
+            tenant: [
+                runtime.generate(f"{tenant}-{i}", agent=AGENT, conversation=CONVERSATION, seed=i, **SAMPLING)
+                for i in range(n)
+            ]
+            for tenant, runtime, n in (("acme", a, 2), ("acme2", b, 3))
+        }
+        views = {"acme": a.load_state(AGENT, CONVERSATION), "acme2": b.load_state(AGENT, CONVERSATION)}
+
+    for tenant, results in made.items():
+        state = views[tenant]
+        assert all(isinstance(r, GenerationResult) and r.scope.tenant == tenant for r in results)
+        assert [t.invocation for t in state.conversation.turns] == [r.scope.invocation for r in results]
+        assert state.conversation.version == state.agent.version == len(results)
+        total = sum(r.entropy_spent["invocation"] for r in results)
+        assert state.conversation.entropy_spent == pytest.approx(total)
+        assert state.agent.entropy_spent == pytest.approx(total)
+        prompts = {r.commitments[0].value for r in results}
+        assert {c.value for c in state.conversation.commitments.values()} == prompts
+
+    where = ("--store", store_url, "--journal", str(journal))
+    for tenant, other in (("acme", "acme2"), ("acme2", "acme")):
+        code, out, err = aq("state", "export", *where, "--tenant", tenant)
+        assert code == 0, err
+        exported = [json.loads(line) for line in out.splitlines()]
+        scope = f"{tenant}:{AGENT}"
+        expected = [f"agent/{scope}", f"conversation/{scope}:{CONVERSATION}"]
+        assert sorted(doc["key"] for doc in exported) == expected
+        assert not any(f"/{other}:" in line or f'"{other}"' in line for line in out.splitlines())
+
+    trusted = Keyring.load(keys / "keyring.json")
+    store = get_plugin_manager().open_lineage_store(store_url)
+    try:
+        assert sorted(store.chains()) == [f"acme2:{AGENT}:{CONVERSATION}", f"acme:{AGENT}:{CONVERSATION}"]
+        for tenant, results in made.items():
+            chain = f"{tenant}:{AGENT}:{CONVERSATION}"
+            assert sorted(store.chains(f"{tenant}:")) == [chain]
+            report = verify_store(store, trusted, prefix=f"{tenant}:")
+            assert report.ok, report.summary()
+            assert report.records == len(results)
+    finally:
+        store.close()
+    for tenant, results in made.items():
+        chain = f"{tenant}:{AGENT}:{CONVERSATION}"
+        statements = chain_statements(store_url, chain)
+        assert [s.predicate["invocation"] for s in statements] == [r.scope.invocation for r in results]
+        assert {s.chain for s in statements} == {chain}
+
+    # deleting one tenant's conversation leaves the other's alone
+    code, out, err = aq(
+        "state", "delete", *where, "--tenant", "acme", "--agent", AGENT, "--conversation", CONVERSATION,
+        "--yes",
+    )  # fmt: skip
+    assert code == 0, err
+    with make_runtime(store_url, journal, tenant="acme2") as b:
+        assert b.load_state(AGENT, CONVERSATION).conversation.version == 3
+
+
+# -- aq state show | export | delete | replay -----------------------------------------------------
+def test_state_commands(
+    fresh_server: RedisServer, tmp_path: Path, aq: Callable[..., tuple[int, str, str]]
+) -> None:
+    url = f"{fresh_server.url}?{FAST}"
+    journal = tmp_path / "journal"
+    common = ("--store", url, "--journal", str(journal), "--tenant", "acme")
+    with make_runtime(url, journal, tenant="acme") as runtime:
+        results = [
+            runtime.generate(f"p{i}", agent=AGENT, conversation=c, seed=i, **SAMPLING)
+            for i, c in enumerate(("c1", "c1", "c2"))
+        ]
+
+    code, out, err = aq("state", "show", *common, "--agent", AGENT, "--conversation", "c1", "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["state_status"] == "full"
+    assert shown["scope"] == {"tenant": "acme", "agent": AGENT, "conversation": "c1"}
+    turns = shown["conversation"]["turns"]
+    assert [t["invocation"] for t in turns] == [r.scope.invocation for r in results[:2]]
+    assert shown["conversation"]["version"] == 2
+    assert shown["agent"]["version"] == 3
+    assert "applied_updates" not in shown["conversation"]
+
+    out_file = tmp_path / "export.jsonl"
+    assert aq("state", "export", *common, "--out", str(out_file))[0] == 0
+    exported = {doc["key"]: doc for doc in map(json.loads, out_file.read_text().splitlines())}
+    assert set(exported) == {"agent/acme:bot", "conversation/acme:bot:c1", "conversation/acme:bot:c2"}
+    assert exported["conversation/acme:bot:c2"]["version"] == 1
+    assert exported["agent/acme:bot"]["doc"]["entropy_spent"] == pytest.approx(
+        sum(r.entropy_spent["invocation"] for r in results)
+    )
+
+    code, out, err = aq("state", "delete", *common, "--agent", AGENT, "--conversation", "c1")
+    assert code == 2 and "without --yes" in err
+    code, out, _ = aq("state", "delete", *common, "--agent", AGENT, "--conversation", "c1", "--yes")
+    assert (code, out.strip()) == (0, "deleted: conversation/acme:bot:c1")
+    code, out, _ = aq("state", "delete", *common, "--agent", AGENT, "--conversation", "c1", "--yes")
+    assert (code, out.strip()) == (1, "no such state: conversation/acme:bot:c1")
+    code, out, _ = aq("state", "show", *common, "--agent", AGENT, "--conversation", "c1", "--json")
+    assert json.loads(out)["conversation"]["turns"] == [] and json.loads(out)["agent"]["version"] == 3
+    code, out, _ = aq("state", "delete", *common, "--agent", AGENT, "--yes")
+    assert (code, out.strip()) == (0, "deleted: agent/acme:bot")
+    code, out, _ = aq("state", "export", *common)
+    assert [json.loads(line)["key"] for line in out.splitlines()] == ["conversation/acme:bot:c2"]
+
+    # while the server is down: show says partial (exit 1), export and delete fail with exit 1 ...
+    fresh_server.kill()
+    with make_runtime(url, journal, tenant="acme") as runtime:
+        down = runtime.generate("while down", agent=AGENT, conversation="c3", seed=1, **SAMPLING)
+    assert isinstance(down, GenerationResult) and down.state_status == "partial"
+    code, out, _ = aq("state", "show", *common, "--agent", AGENT, "--conversation", "c3", "--json")
+    shown = json.loads(out)
+    assert (code, shown["state_status"]) == (1, "partial")
+    # ... what this host journalled is what show has to offer
+    assert [t["invocation"] for t in shown["conversation"]["turns"]] == [down.scope.invocation]
+    for argv in (("export",), ("delete", "--agent", AGENT, "--conversation", "c2", "--yes"), ("replay",)):
+        code, _, err = aq("state", *argv, *common)
+        assert code == 1 and f"127.0.0.1:{fresh_server.port}" in err, (argv, err)
+    # ... and once it is back, ``aq state replay`` puts the journalled updates in the store, once
+    fresh_server.start()
+    for expected in (2, 0):
+        code, out, err = aq("state", "replay", *common)
+        assert (code, out.strip()) == (0, f"replayed {expected} journalled update(s) into {url}"), err
+    code, out, _ = aq("state", "show", *common, "--agent", AGENT, "--conversation", "c3", "--json")
+    shown = json.loads(out)
+    assert (code, shown["state_status"], shown["conversation"]["version"]) == (0, "full", 1)
+    assert [t["invocation"] for t in shown["conversation"]["turns"]] == [down.scope.invocation]
+    assert shown["agent"]["entropy_spent"] == pytest.approx(down.entropy_spent["invocation"])
+
+
+# -- store identity and credentials ----------------------------------------------------------------
+def test_journalled_updates_are_replayed_whatever_the_client_options(
+    fresh_server: RedisServer, tmp_path: Path, aq: Callable[..., tuple[int, str, str]]
+) -> None:
+    journal = tmp_path / "journal"
+    fresh_server.kill()
+    with make_runtime(f"{fresh_server.url}?{FAST}", journal) as runtime:
+        down = runtime.generate("while down", agent=AGENT, conversation=CONVERSATION, seed=1, **SAMPLING)
+    assert isinstance(down, GenerationResult) and down.state_status == "partial"
+    fresh_server.start()
+    code, out, err = aq("state", "replay", "--store", fresh_server.url, "--journal", str(journal))
+    assert (code, out.split(" into ")[0]) == (0, "replayed 2 journalled update(s)"), err
+
+
+def test_state_commands_never_print_the_store_password(
+    fresh_server: RedisServer, tmp_path: Path, aq: Callable[..., tuple[int, str, str]]
+) -> None:
+    url = f"redis://:s3cret@127.0.0.1:{fresh_server.port}/0?{FAST}"
+    where = ("--store", url, "--journal", str(tmp_path / "journal"))
+    for argv in (("show", "--agent", AGENT, "--conversation", CONVERSATION, "--json"), ("replay",)):
+        _, out, err = aq("state", *argv, *where)
+        assert "s3cret" not in out + err, (argv, out, err)
