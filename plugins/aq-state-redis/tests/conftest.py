@@ -1,6 +1,6 @@
 """Fixtures for the Redis store tests: a real redis-server for the session (the contract,
-concurrency and fault tests never run against a mock). The shared store contract lives in the
-repository's tests/store_contract.py.
+concurrency and fault tests never run against a mock). The shared store contract and runtime
+helpers live in the repository's tests/store_contract.py and tests/store_runtime.py.
 
 Without a redis-server binary these tests skip, unless AQ_REQUIRE_REDIS=1 (CI) makes that an error.
 """
@@ -22,6 +22,11 @@ for path in (_HERE, _REPO_TESTS):
         sys.path.insert(0, str(path))
 
 from redis_server import RedisServer, find_redis_server  # noqa: E402
+
+# the runtime tests' helpers and fixtures, shared with the other store packages (with pytest's
+# assertion messages in its checks, as in a test module)
+pytest.register_assert_rewrite("store_runtime")
+from store_runtime import aq, isolated, keys  # noqa: E402, F401
 
 
 def _need_redis() -> None:

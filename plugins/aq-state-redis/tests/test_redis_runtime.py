@@ -6,153 +6,27 @@ the next invocation after the restart replays them); tenants kept apart (state a
 
 from __future__ import annotations
 
-import itertools
 import json
-import multiprocessing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
-import structlog
 from redis_server import RedisServer
+from store_runtime import AGENT, CONVERSATION, SAMPLING, check_no_lost_updates, make_runtime
 
-from aqcore.cli.main import main
-from aqcore.gate import GateMetric, MetricSettings
-from aqcore.hookspecs import hookimpl
-from aqcore.lineage import Keyring, generate_key, verify_store
+from aqcore.lineage import Keyring, verify_store
 from aqcore.lineage.dsse import parse_envelope
 from aqcore.lineage.statement import parse_statement
-from aqcore.logging import ensure_configured
-from aqcore.models import Commitment, GenerationResult, Turn
+from aqcore.models import GenerationResult, Turn
 from aqcore.plugins import get_plugin_manager
-from aqcore.policy import build_policy
 from aqcore.runtime import Runtime
 
-WORKERS = 4
-PER_WORKER = 100
-AGENT = "bot"
-CONVERSATION = "c1"
 # a dead server is noticed in milliseconds (connection refused); a hung one within a second
 FAST = "connect_timeout=0.2&timeout=0.5&retries=0"
-# sampled (seeded) so that every invocation spends a different amount; short, to keep it quick
-SAMPLING: dict[str, Any] = {"temperature": 1.0, "max_tokens": 24}
 
-
-class StampSettings(MetricSettings):
-    """``[metrics.stamp]`` takes no settings."""
-
-
-class Stamp(GateMetric):
-    """Commits slots named by the invocation's prompt, one at conversation and one at agent
-    scope, so that each invocation leaves commitments of its own to look for in state."""
-
-    name: ClassVar[str] = "stamp"
-    Settings = StampSettings
-
-    def commitments(self) -> list[Commitment]:
-        prompt, invocation = self.context.prompt, self.context.scope.invocation
-        return [
-            Commitment(slot=f"c_{prompt}", value=prompt, invocation=invocation, scope="conversation"),
-            Commitment(slot=f"a_{prompt}", value=prompt, invocation=invocation, scope="agent"),
-        ]
-
-
-class StampPlugin:
-    @hookimpl
-    def aq_register_gate_metrics(self, register: Callable[..., None]) -> None:
-        register(Stamp)
-
-
-def make_runtime(store: str, journal: Path | str, **kwargs: Any) -> Runtime:
-    """A runtime over the test LM whose policy binds the stamp metric (each process builds its own)."""
-    pm = get_plugin_manager()
-    pm.register(StampPlugin(), "inline-stamp", distribution="tests", version="0")
-    policy = build_policy({"name": "redis-runtime", "metrics": {"stamp": {}}}, pm.metric_classes())
-    return Runtime(
-        adapter="test", model="default", policy=policy, store=store, journal=journal,
-        plugin_manager=pm, **kwargs,
-    )  # fmt: skip
-
-
-def _invoke(store: str, journal: str, key: str, worker: int, n: int, barrier: Any, out: Any) -> None:
-    """One worker process: ``n`` invocations on the shared conversation, each sealing a receipt
-    in the same store; reports what each spent."""
-    rows: list[tuple[str, str, float, str]] = []
-    try:
-        runtime = make_runtime(store, journal, lineage=store, key=key)
-        try:
-            runtime.adapter  # noqa: B018 - build the model before the start line, not inside the race
-            barrier.wait(120)
-            for i in range(n):
-                prompt = f"w{worker}n{i}"
-                result = runtime.generate(
-                    prompt, agent=AGENT, conversation=CONVERSATION, seed=worker * n + i, **SAMPLING
-                )
-                assert isinstance(result, GenerationResult)
-                spent = result.entropy_spent["invocation"]
-                rows.append((result.scope.invocation, prompt, spent, result.state_status))
-        finally:
-            runtime.close()
-        out.put((worker, rows, None))
-    except BaseException as exc:  # reported to the parent, which fails the test with it
-        out.put((worker, rows, f"{type(exc).__name__}: {exc}"))
-
-
-def run_workers(store: str, journal: Path, key: Path) -> list[tuple[str, str, float, str]]:
-    """``WORKERS`` spawned processes × ``PER_WORKER`` invocations on one conversation."""
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(WORKERS)
-    out = ctx.Queue()
-    procs = [
-        ctx.Process(target=_invoke, args=(store, str(journal), str(key), w, PER_WORKER, barrier, out))
-        for w in range(WORKERS)
-    ]
-    for proc in procs:
-        proc.start()
-    try:
-        reports = [out.get(timeout=300) for _ in procs]
-    finally:
-        for proc in procs:
-            proc.join(30)
-            if proc.is_alive():
-                proc.kill()
-    errors = [f"worker {w}: {error}" for w, _, error in reports if error]
-    assert not errors, errors
-    return [row for _, rows, _ in sorted(reports) for row in rows]
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Journals and keys under the test's directory, no stray aq.toml, and after the test aq's
-    library logging again (the CLI configures structlog its own way)."""
-    monkeypatch.setenv("AQ_HOME", str(tmp_path / "aq-home"))
-    monkeypatch.delenv("AQ_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    yield
-    structlog.reset_defaults()
-    # loggers made earlier keep using structlog's defaults (every level) until it is configured
-    ensure_configured()
-
-
-@pytest.fixture
-def aq(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    """``aq(*argv) -> (exit code, stdout, stderr)``, run in-process."""
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> Path:
-    key_dir = tmp_path / "keys"
-    generate_key(key_dir)
-    return key_dir
+# journals and keys under each test's directory (the fixtures come through conftest.py)
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def chain_statements(url: str, chain: str) -> list[Any]:
@@ -167,50 +41,7 @@ def chain_statements(url: str, chain: str) -> list[Any]:
 def test_four_processes_times_one_hundred_invocations_lose_no_update(
     store_url: str, tmp_path: Path, keys: Path
 ) -> None:
-    journal = tmp_path / "journal"
-    rows = run_workers(store_url, journal, keys)
-    assert len(rows) == WORKERS * PER_WORKER
-    invocations = {inv for inv, _, _, _ in rows}
-    assert len(invocations) == WORKERS * PER_WORKER
-
-    chain = f"default:{AGENT}:{CONVERSATION}"
-    with make_runtime(store_url, journal, lineage=store_url, key=str(keys)) as runtime:
-        # An update whose compare-and-set lost every retry was journalled by its worker (a receipt
-        # kept locally); the next invocation replays it. After the last one nobody did: do it now.
-        runtime.state.replay()
-        assert runtime.state.journal.pending_keys() == []
-        assert runtime.lineage is not None
-        runtime.lineage.flush(chain)
-        state = runtime.load_state(AGENT, CONVERSATION)
-        lineage = runtime.lineage.store
-        report = verify_store(lineage, Keyring.load(keys / "keyring.json"))
-        statements = [parse_statement(parse_envelope(e).payload) for e in lineage.records(chain)]
-
-    partial = sum(1 for *_, status in rows if status != "full")
-    order = [t.prompt.split("n")[0] for t in state.conversation.turns]
-    switches = sum(1 for a, b in itertools.pairwise(order) if a != b)
-    print(f"\n{len(rows)} invocations, {partial} partial; turn order changes worker {switches} times")
-    assert state.status == "full"
-    total = sum(spent for _, _, spent, _ in rows)
-    for scope_state in (state.conversation, state.agent):
-        assert scope_state.version == WORKERS * PER_WORKER
-        assert scope_state.entropy_spent == pytest.approx(total, rel=1e-9)
-        assert scope_state.conflicts == []
-    turns = state.conversation.turns
-    assert len(turns) == WORKERS * PER_WORKER
-    assert {t.invocation for t in turns} == invocations
-    made_by = {prompt: inv for inv, prompt, _, _ in rows}
-    assert {t.invocation: t.prompt for t in turns} == {inv: prompt for prompt, inv in made_by.items()}
-    for scope_state, kind in ((state.conversation, "c"), (state.agent, "a")):
-        assert set(scope_state.commitments) == {f"{kind}_{p}" for p in made_by}
-        for slot, commitment in scope_state.commitments.items():
-            prompt = slot[2:]
-            assert (commitment.value, commitment.invocation) == (prompt, made_by[prompt])
-    # every invocation's receipt is in the one chain, which verifies end to end
-    assert report.ok, report.summary()
-    assert report.records == WORKERS * PER_WORKER
-    assert [s.seq for s in statements] == list(range(1, WORKERS * PER_WORKER + 1))
-    assert {s.predicate["invocation"] for s in statements} == invocations
+    check_no_lost_updates(store_url, tmp_path / "journal", keys)
 
 
 # -- the server dies in the middle of a run -------------------------------------------------------
