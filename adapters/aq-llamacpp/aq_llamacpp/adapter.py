@@ -129,12 +129,16 @@ class LlamaCppAdapter:
 
     def begin(self, messages: list[Message]) -> None:
         """Render ``messages`` with the chat template (generation prompt added), tokenize and
-        evaluate them. The cached prefix the new prompt shares with the previous context (a
-        multi-turn conversation) is reused."""
+        evaluate them, the whole prompt every time, as a fresh process would."""
         self._check_open("begin")
         self._begun = False
         tokens = self.tokenize_prompt(messages)
-        self._ctx.evaluate(tokens)
+        # No cached prefix is reused: llama.cpp's CPU kernels compute a token's activations
+        # differently depending on the shape of the batch it was in, so KV entries kept from an
+        # earlier, differently split evaluation change the logits (by up to ~0.9 on SmolLM2 for
+        # some prompt lengths) and the output would depend on what this process decoded before,
+        # not on the conversation. Same prompt, same logits, bit for bit.
+        self._ctx.evaluate(tokens, reuse_prefix=False)
         self._prompt_len = len(tokens)
         self._begun = True
 

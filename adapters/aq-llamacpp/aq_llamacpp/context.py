@@ -58,6 +58,9 @@ class DecodeContext:
         self._reusable = 0
         self._view: np.ndarray | None = None
         self._view_address = 0
+        # A copy of the logits after the last prompt evaluated, and its length in tokens.
+        self._prompt_logits: np.ndarray | None = None
+        self._prompt_n = 0
 
     @property
     def logits(self) -> np.ndarray:
@@ -112,6 +115,11 @@ class DecodeContext:
             self.ids[start : start + count] = chunk
             self.n = self._reusable = start + count
         self._refresh_view()
+        assert self._view is not None
+        if self._prompt_logits is None or self._prompt_logits.shape != self._view.shape:
+            self._prompt_logits = np.empty_like(self._view)
+        np.copyto(self._prompt_logits, self._view)
+        self._prompt_n = self.n
         return keep
 
     def push(self, token: int) -> None:
@@ -130,10 +138,22 @@ class DecodeContext:
         """Keep the first ``keep`` (≥ 1) cached tokens and recompute the logits after them.
 
         The logits after token ``keep - 1`` were overwritten by later steps, so that token is
-        evaluated again; llama.cpp then gives bit-identical logits to the first time.
+        evaluated again; llama.cpp then gives bit-identical logits to the first time. A token
+        that was evaluated inside a prompt batch is not evaluated alone (for some prompt lengths
+        that gives different logits): back to the end of the prompt, the logits kept from its
+        evaluation are restored; further back, the prompt is evaluated again as the first time.
         """
         if not 1 <= keep <= self.n:
             raise AdapterError(f"llamacpp: cannot keep {keep} of {self.n} cached tokens")
+        if keep == self._prompt_n and self._prompt_logits is not None:
+            # back to the end of the prompt: its KV entries are intact, and its logits were kept
+            self._truncate_cache(keep)
+            self._view = self._prompt_logits.copy()  # a copy: whoever writes into it spoils no other
+            self._view_address = 0  # the next evaluation points the view at llama.cpp's buffer again
+            return
+        if keep <= self._reusable:
+            self.evaluate(self.ids[:keep].tolist(), reuse_prefix=False)
+            return
         last = int(self.ids[keep - 1])
         if self._truncate_cache(keep - 1) != keep - 1:
             raise AdapterError(
