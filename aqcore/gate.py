@@ -45,11 +45,14 @@ class GateContext:
 @dataclass
 class Mask:
     """A pre-sampling restriction. ``banned``: token ids that must not be drawn; ``allowed``:
-    a boolean array over the vocabulary (None: everything). ``stop_reason`` is the finish
-    reason if, after all masks, only end-of-sequence tokens remain."""
+    a boolean array over the vocabulary (None: everything); ``min_logit``: tokens whose scaled
+    logit is below it are not allowed, end-of-sequence tokens excepted (a threshold costs the
+    loop no pass over the vocabulary when the best token passes it). ``stop_reason`` is the
+    finish reason if, after this mask, only end-of-sequence tokens remain."""
 
     banned: np.ndarray | None = None
     allowed: np.ndarray | None = None
+    min_logit: float | None = None
     stop_reason: str | None = None
 
 

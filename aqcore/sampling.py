@@ -3,6 +3,7 @@ allowed-mask. Works on the adapter's buffer without copying it on the common pat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -10,6 +11,8 @@ import numpy as np
 
 # top-p first looks at this many best candidates before it falls back to a full sort.
 _TOP_P_WINDOW = 1024
+# exp(x) in float32 stays finite below about 88.7; keep a margin for the sum over the vocabulary
+_EXP_SAFE = 70.0
 
 
 @dataclass(frozen=True)
@@ -34,25 +37,60 @@ class Distribution:
     """One step's distribution: the temperature-scaled logits (in the loop's scratch buffer; the
     adapter's view is never written) and their log-partition."""
 
-    __slots__ = ("_probs", "log_z", "scaled")
+    __slots__ = ("_probs", "best", "log_z", "peak", "scaled")
 
-    def __init__(self, logits: np.ndarray, temperature: float, scratch: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        logits: np.ndarray,
+        temperature: float,
+        scratch: np.ndarray | None = None,
+        work: np.ndarray | None = None,
+    ) -> None:
         if temperature > 0 and temperature != 1.0:
             # scaled into a buffer the loop owns: the adapter's view may be read again
             logits = np.multiply(logits, np.float32(1.0 / temperature), out=scratch)
         self.scaled = logits
-        peak = float(logits.max())
-        probs = np.exp(logits - np.float32(peak))
+        # Right after a decode the vocabulary is cold in cache and every pass over it costs
+        # several times its warm price, so this takes as few passes as it can: the argmax (which
+        # greedy decoding reuses), one exp, one sum; all into a buffer reused every step.
+        self.best = int(logits.argmax())
+        self.peak = float(logits[self.best])
+        if self.peak < _EXP_SAFE:
+            probs = np.exp(logits, out=work)  # no shift needed: exp(peak) cannot overflow
+            self._probs = probs
+            total = float(probs.sum())
+            if total > 0.0:
+                self.log_z = math.log(total)
+            else:  # everything underflowed: shift by the peak after all
+                self._shifted(logits, work)
+        else:
+            self._shifted(logits, work)
+
+    def _shifted(self, logits: np.ndarray, work: np.ndarray | None) -> None:
+        probs = np.subtract(logits, np.float32(self.peak), out=work)
+        np.exp(probs, out=probs)
         self._probs = probs
-        self.log_z = peak + float(np.log(probs.sum(dtype=np.float64)))
+        self.log_z = self.peak + float(np.log(float(probs.sum())))
 
     def surprisal(self, token: int) -> float:
         """-ln p(token) before any gate mask."""
         return self.log_z - float(self.scaled[token])
 
     def unnormalised(self) -> np.ndarray:
-        """exp(scaled - max), reused by the sampler."""
+        """exp(scaled - c) for some constant c, reused by the sampler (only ratios matter)."""
         return self._probs
+
+
+def threshold_mask(
+    scaled: np.ndarray, min_logit: float, exempt: Collection[int], allowed: np.ndarray | None
+) -> np.ndarray:
+    """The boolean mask of tokens at or above ``min_logit`` (plus ``exempt``), and ``allowed``."""
+    mask = scaled >= np.float32(min_logit)
+    for token in exempt:
+        mask[token] = True
+    if allowed is not None:
+        np.logical_and(mask, allowed, out=mask)
+    return mask
 
 
 class Sampler:
@@ -63,9 +101,26 @@ class Sampler:
         self.rng = np.random.default_rng(params.seed)
 
     def draw(
-        self, dist: Distribution, banned: Collection[int], allowed: np.ndarray | None
+        self,
+        dist: Distribution,
+        banned: Collection[int],
+        allowed: np.ndarray | None,
+        min_logit: float | None = None,
+        exempt: Collection[int] = (),
     ) -> int | None:
-        """A token id, or None when the masks leave nothing."""
+        """A token id, or None when the masks leave nothing. ``min_logit`` disallows every token
+        whose scaled logit is below it, except the ids in ``exempt``."""
+        if self.params.temperature == 0:
+            # the common case: the best token passes every mask, no full-vocabulary pass needed
+            best = dist.best
+            if (
+                best not in banned
+                and (allowed is None or allowed[best])
+                and (min_logit is None or dist.scaled[best] >= min_logit or best in exempt)
+            ):
+                return best
+        if min_logit is not None:
+            allowed = threshold_mask(dist.scaled, min_logit, exempt, allowed)
         if self.params.temperature == 0:
             return self._greedy(dist.scaled, banned, allowed)
         token = self._sample(dist.unnormalised(), banned, allowed)

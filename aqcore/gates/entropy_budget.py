@@ -96,12 +96,15 @@ class EntropyBudget(GateMetric):
             return None
         allowed: np.ndarray | None = None
         remaining = self.remaining(step.observations)
+        cap = self.settings.max_token_entropy
+        if remaining is not None and cap is None:
+            # a threshold, not an array: the loop only builds a mask when the best token fails it
+            return Mask(min_logit=step.log_z - max(remaining, 0.0) - _SLACK, stop_reason=STOP_REASON)
         if remaining is not None:
             if self._buffer is None or self._buffer.shape != logits.shape:
                 self._buffer = np.empty(logits.shape, dtype=bool)
             # One pass, no temporaries: the buffer is reused at every step.
             allowed = np.greater_equal(logits, step.log_z - max(remaining, 0.0) - _SLACK, out=self._buffer)
-        cap = self.settings.max_token_entropy
         if cap is not None:
             top = self._top_set(logits, step.log_z, cap)
             if top is not None:

@@ -46,6 +46,8 @@ class Judge:
         self.rollbackers = [m for m in metrics if type(m).overrides("on_rollback")]
         self.plugin_gate = plugin_gate
         self.counts: Counter[tuple[str, str]] = Counter()
+        # no metric looks at candidates or commits: the loop may skip building steps
+        self.idle = not self.evaluators and not self.committers and plugin_gate is None
 
     def judge(self, step: Step) -> Judgement:
         verdicts: list[Verdict] = []

@@ -10,7 +10,7 @@ import numpy as np
 from ..adapters import TokenAdapter
 from ..gate import GateContext, Mask, Step
 from ..models import Emission, Message, Observation, VerdictKind
-from ..sampling import Distribution, Sampler
+from ..sampling import Distribution, Sampler, threshold_mask
 from .judge import Judge
 from .outcome import LoopEvents, LoopOutcome
 from .release import ReleaseBuffer
@@ -57,6 +57,7 @@ class TokenLoop(LoopEvents):
         self.rollbacks = 0
         self.steps = 0
         self._scratch = np.empty(self.vocab.size, dtype=np.float32)
+        self._work = np.empty(self.vocab.size, dtype=np.float32)
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, messages: list[Message]) -> Generator[Emission, None, LoopOutcome]:
@@ -82,8 +83,8 @@ class TokenLoop(LoopEvents):
                     return finish
                 continue
             self.steps += 1
-            dist = Distribution(self.adapter.logits(), self.temperature, self._scratch)
-            banned, allowed, stop_reason = self._masks(position, dist)
+            dist = Distribution(self.adapter.logits(), self.temperature, self._scratch, self._work)
+            banned, allowed, min_logit, stop_reason = self._masks(position, dist)
             if stop_reason is not None:
                 finish = yield from self._finish(stop_reason)
                 if finish:
@@ -91,7 +92,7 @@ class TokenLoop(LoopEvents):
                 continue
             resamples = 0
             while True:
-                token = self.sampler.draw(dist, banned, allowed)
+                token = self.sampler.draw(dist, banned, allowed, min_logit, self.eos)
                 if token is None:
                     return (yield from self._refuse("no_admissible_token", position))
                 if token in self.eos:
@@ -109,9 +110,12 @@ class TokenLoop(LoopEvents):
                 if resamples > self.max_resamples:
                     return (yield from self._refuse("max_resamples", position))
 
-    def _masks(self, position: int, dist: Distribution) -> tuple[set[int], np.ndarray | None, str | None]:
+    def _masks(
+        self, position: int, dist: Distribution
+    ) -> tuple[set[int], np.ndarray | None, float | None, str | None]:
         banned = set(self.bans.get(position, ()))
         allowed: np.ndarray | None = None
+        min_logit: float | None = None
         stop_reason = None
         if self.judge.maskers:
             step = self._step(position, "", None, 0.0, dist)
@@ -123,12 +127,26 @@ class TokenLoop(LoopEvents):
                     banned.update(int(i) for i in mask.banned)
                 if mask.allowed is not None:
                     allowed = mask.allowed if allowed is None else (allowed & mask.allowed)
-                if mask.stop_reason and stop_reason is None and self._only_eos(mask.allowed):
+                if mask.min_logit is not None:
+                    min_logit = mask.min_logit if min_logit is None else max(min_logit, mask.min_logit)
+                if mask.stop_reason and stop_reason is None and self._only_eos(mask, dist):
                     stop_reason = mask.stop_reason
-        return banned, allowed, stop_reason
+        return banned, allowed, min_logit, stop_reason
 
-    def _only_eos(self, allowed: np.ndarray | None) -> bool:
-        if allowed is None:
+    def _only_eos(self, mask: Mask, dist: Distribution) -> bool:
+        """Whether ``mask`` leaves nothing but end-of-sequence tokens."""
+        scaled = dist.scaled
+        if mask.min_logit is not None:
+            best = int(scaled.argmax())
+            if best not in self.eos:
+                if scaled[best] >= mask.min_logit:
+                    return False
+                if mask.allowed is None:
+                    return True  # the best non-EOS token is below the threshold
+            allowed = threshold_mask(scaled, mask.min_logit, (), mask.allowed)
+        elif mask.allowed is not None:
+            allowed = mask.allowed
+        else:
             return False
         eos_allowed = sum(1 for e in self.eos if e < allowed.size and allowed[e])
         return int(np.count_nonzero(allowed)) <= eos_allowed
@@ -150,10 +168,18 @@ class TokenLoop(LoopEvents):
 
     def _try(self, token: int, position: int, dist: Distribution) -> Generator[Emission, None, str]:
         """Judge one candidate. Returns accepted | rejected | rolled_back | finish:<reason>."""
-        saved = self.decoder.getstate()
         piece = b"" if token in self.special else self.vocab.token_bytes[token]
-        candidate = self.decoder.decode(piece) if piece else ""
         surprisal = dist.surprisal(token)
+        if self.judge.idle:
+            # nothing judges candidates (an empty policy): commit without building a step
+            candidate = self.decoder.decode(piece) if piece else ""
+            self._commit_unjudged(token, piece, candidate, surprisal)
+            emission = self.out.release(self.text, 0)
+            if emission is not None:
+                yield emission
+            return "accepted"
+        saved = self.decoder.getstate()
+        candidate = self.decoder.decode(piece) if piece else ""
         step = self._step(position, candidate, token, surprisal, dist)
         verdict = self.judge.judge(step)
         kind = verdict.kind
@@ -187,8 +213,10 @@ class TokenLoop(LoopEvents):
         self.raw += piece
         self.byte_ends.append(len(self.raw))
         self.text = step.text
-        observation = Observation(
+        # built without validation: every field is already of its type, and this runs per token
+        observation = Observation.model_construct(
             index=len(self.ids) - 1,
+            entropy=None,
             token_id=token,
             text=candidate,
             logprob=-surprisal,
@@ -199,6 +227,18 @@ class TokenLoop(LoopEvents):
         self.out.commit_boundary(len(self.text))
         for metric in self.judge.committers:
             metric.on_commit(step, observation)
+
+    def _commit_unjudged(self, token: int, piece: bytes, candidate: str, surprisal: float) -> None:
+        self.adapter.accept(token)
+        self.ids.append(token)
+        self.raw += piece
+        self.byte_ends.append(len(self.raw))
+        self.text += candidate
+        self.observations.append(Observation.model_construct(
+            index=len(self.ids) - 1, entropy=None, token_id=token, text=candidate, logprob=-surprisal,
+            surprisal=surprisal, verdicts=[],
+        ))
+        self.out.commit_boundary(len(self.text))
 
     def _rollback(self, target: int, position: int, verdict) -> Generator[Emission, None, str]:  # type: ignore[no-untyped-def]
         """Retract committed tokens back to at most ``target`` characters."""

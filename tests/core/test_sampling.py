@@ -341,3 +341,15 @@ def test_sampling_params_reject_bad_values(kwargs, field):
 def test_sampling_params_accept_the_edges():
     SamplingParams(temperature=0.0, top_p=1.0, top_k=0)
     SamplingParams(temperature=5.0, top_p=1e-9, top_k=1)
+
+
+@pytest.mark.parametrize("offset", [-200.0, -80.0, 0.0, 60.0, 75.0, 300.0])
+def test_log_partition_is_exact_whatever_the_logit_range(offset):
+    """The unshifted fast path and the shifted fallback agree with a float64 reference."""
+    rng = np.random.default_rng(3)
+    logits = (rng.standard_normal(4096) * 4 + offset).astype(np.float32)
+    reference = float(np.logaddexp.reduce(logits.astype(np.float64)))
+    dist = Distribution(logits.copy(), 1.0, None, np.empty_like(logits))
+    assert dist.log_z == pytest.approx(reference, abs=1e-4)
+    assert dist.best == int(np.argmax(logits))
+    assert dist.surprisal(dist.best) == pytest.approx(reference - float(logits.max()), abs=1e-4)

@@ -10,6 +10,7 @@ from aqcore.adapters import Vocabulary
 from aqcore.errors import PolicyError
 from aqcore.gate import Step
 from aqcore.models import AgentState, ConversationState, Observation, VerdictKind
+from aqcore.sampling import threshold_mask
 
 VOCAB = Vocabulary(
     token_bytes=[b"", *(bytes([97 + i % 26]) * (1 + i // 26) for i in range(63))],
@@ -47,6 +48,13 @@ def step(logits: np.ndarray, log_z: float, spent: list[float] = (), **kw) -> Ste
     )
 
 
+def allowed_of(mask, logits) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """What the loop lets through under ``mask`` (EOS, id 0, is never cut by a threshold)."""
+    if mask.min_logit is None:
+        return mask.allowed
+    return threshold_mask(logits, mask.min_logit, (0,), mask.allowed)
+
+
 def test_mask_allows_exactly_the_tokens_that_fit() -> None:
     logits, log_z = dist()
     m = metric({"invocation": 10.0})
@@ -55,8 +63,9 @@ def test_mask_allows_exactly_the_tokens_that_fit() -> None:
     expected = surprisal <= 4.5 + 1e-6
     expected[0] = True
     assert mask.stop_reason == "budget_exhausted"
-    assert np.array_equal(mask.allowed, expected)
-    assert 1 < mask.allowed.sum() < VOCAB.size
+    assert mask.allowed is None and mask.min_logit is not None  # a threshold: no vocabulary pass
+    assert np.array_equal(allowed_of(mask, logits), expected)
+    assert 1 < allowed_of(mask, logits).sum() < VOCAB.size
 
 
 def test_smallest_remaining_budget_wins_and_stored_spend_counts() -> None:
@@ -68,14 +77,14 @@ def test_smallest_remaining_budget_wins_and_stored_spend_counts() -> None:
     )
     assert m.remaining([Observation(index=0, text="x", surprisal=2.0)]) == pytest.approx(3.0)
     mask = m.mask(step(logits, log_z, spent=[2.0]))
-    assert np.array_equal(mask.allowed[1:], (log_z - logits.astype(np.float64))[1:] <= 3.0 + 1e-6)
+    assert np.array_equal(allowed_of(mask, logits)[1:], (log_z - logits.astype(np.float64))[1:] <= 3.0 + 1e-6)
 
 
 def test_exhausted_budget_leaves_only_eos() -> None:
     logits, log_z = dist(2)
     m = metric({"agent": 5.0}, agent_state=AgentState(entropy_spent=5.0))
     mask = m.mask(step(logits, log_z))
-    assert np.flatnonzero(mask.allowed).tolist() == [0]
+    assert np.flatnonzero(allowed_of(mask, logits)).tolist() == [0]
 
 
 def test_no_budget_no_mask() -> None:
@@ -122,7 +131,7 @@ def test_top_set_restriction_above_max_entropy() -> None:
     log_z = float(np.logaddexp.reduce(logits.astype(np.float64)))
     m = metric({}, {"max_token_entropy": 0.5, "restrict_mass": 0.8})
     mask = m.mask(step(logits, log_z))
-    assert np.flatnonzero(mask.allowed).tolist() == [0, 1, 2, 3, 4]
+    assert np.flatnonzero(allowed_of(mask, logits)).tolist() == [0, 1, 2, 3, 4]
     calm = metric({}, {"max_token_entropy": 10.0})
     assert calm.mask(step(logits, log_z)) is None
 
