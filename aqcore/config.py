@@ -26,6 +26,7 @@ class RuntimeConfig(BaseModel):
     lineage: str | None = None
     key: str | None = None
     keyring: str | None = None
+    leaves: str | None = None
     journal: str | None = None
     tenant: str = "default"
     state_timeout_s: float | None = 2.0
@@ -52,6 +53,7 @@ class RuntimeConfig(BaseModel):
             "lineage": self._url(self.lineage),
             "key": self._path(self.key),
             "keyring": self._path(self.keyring),
+            "leaves": self._path(self.leaves),
             "journal": self._path(self.journal),
             "tenant": self.tenant,
             "state_timeout_s": self.state_timeout_s,

@@ -46,6 +46,7 @@ class Runtime:
         lineage: str | None = None,
         key: str | Path | None = None,
         keyring: str | Path | None = None,
+        leaves: str | Path | None = None,
         journal: str | Path | None = None,
         tenant: str = "default",
         adapter_options: dict[str, Any] | None = None,
@@ -74,7 +75,9 @@ class Runtime:
 
             digest = hashlib.sha256(store_identity(lineage).encode()).hexdigest()[:16]
             pending = journal_dir / "receipts" / digest
-            self.lineage = LineageWriter.open(self.plugins, lineage, key=key, keyring=keyring, pending_dir=pending)
+            self.lineage = LineageWriter.open(
+                self.plugins, lineage, key=key, keyring=keyring, pending_dir=pending, leaves_dir=leaves
+            )
 
     @classmethod
     def from_config(cls, path: str | Path | None = None, **overrides: Any) -> Runtime:

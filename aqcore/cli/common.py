@@ -24,6 +24,7 @@ def add_runtime_options(parser: argparse.ArgumentParser, *, model_options: bool 
         parser.add_argument("--lineage", help="lineage store URL or .jsonl file")
         parser.add_argument("--key", help="Ed25519 private key file that signs receipts")
         parser.add_argument("--keyring", help="keyring JSON file of public keys")
+        parser.add_argument("--leaves", help="directory to keep each invocation's lineage leaves in (for proofs)")
 
 
 def config_path(args: argparse.Namespace) -> str | None:
@@ -42,7 +43,7 @@ def runtime_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     path = config_path(args)
     if path:
         values = load_config(path).runtime_kwargs()
-    for name in ("adapter", "model", "policy", "store", "tenant", "journal", "lineage", "key", "keyring"):
+    for name in ("adapter", "model", "policy", "store", "tenant", "journal", "lineage", "key", "keyring", "leaves"):
         flag = getattr(args, name, None)
         if flag is not None:
             values[name] = flag

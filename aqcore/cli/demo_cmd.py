@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         runtime = Runtime(
             adapter=args.adapter, model=args.model or ("smollm2" if args.adapter == "llamacpp" else "default"),
             policy=args.policy or demo.policy_path(), store=store,
-            lineage=lineage, key=str(keys), journal=str(directory / "journal"),
+            lineage=lineage, key=str(keys), journal=str(directory / "journal"), leaves=str(directory / "leaves"),
         )
     except UsageError as exc:
         if "lmdb" in str(exc) or "llamacpp" in str(exc):

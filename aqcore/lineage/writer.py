@@ -54,8 +54,10 @@ class LineageWriter:
         key_source: tuple[Any, Any] | None = None,
         retries: int = 5,
         pending_dir: str | os.PathLike[str] | None = None,
+        leaves_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.store = store
+        self.leaves_dir = Path(leaves_dir) if leaves_dir is not None else None
         self.pending = PendingReceipts(pending_dir) if pending_dir is not None else None
         self.signer = signer
         self.retries = retries
@@ -71,6 +73,7 @@ class LineageWriter:
         key: str | os.PathLike[str] | None = None,
         keyring: str | os.PathLike[str] | None = None,
         pending_dir: str | os.PathLike[str] | None = None,
+        leaves_dir: str | os.PathLike[str] | None = None,
     ) -> LineageWriter:
         """A writer for the store at ``url`` signing with ``key`` (a key directory or a ``.pem``
         file; default ``$AQ_KEY_DIR`` or ``.aq/keys``) checked against ``keyring``."""
@@ -79,7 +82,7 @@ class LineageWriter:
             store: LineageStore = JsonlLineageStore(url)
         else:
             store = plugins.open_lineage_store(url)
-        return cls(store, signer, key_source=(key, keyring), pending_dir=pending_dir)
+        return cls(store, signer, key_source=(key, keyring), pending_dir=pending_dir, leaves_dir=leaves_dir)
 
     def _keyring_stamp(self) -> int | None:
         if self._key_source is None:
@@ -185,11 +188,26 @@ class LineageWriter:
         builder = self.build(result, events, started_us=started_us, t_us=end)
         signer = self._current_signer(end)
         try:
-            return builder.seal_and_append(
+            sealed = builder.seal_and_append(
                 self.store, signer=signer, retries=self.retries, result=result, end_us=end
             )
         except LineageError as exc:
             raise LineageError(f"receipt of invocation {result.scope.invocation} not stored: {exc}") from None
+        if self.leaves_dir is not None:
+            self._keep_leaves(result.scope.invocation, builder.leaves)
+        return sealed
+
+    def leaves_path(self, invocation: str) -> Path | None:
+        """Where the leaves of ``invocation`` are kept (for ``aq lineage prove``), if they are."""
+        return self.leaves_dir / f"{invocation}.leaves.jsonl" if self.leaves_dir is not None else None
+
+    def _keep_leaves(self, invocation: str, leaves: list[bytes]) -> None:
+        path = self.leaves_path(invocation)
+        assert path is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(b"".join(leaf + b"\n" for leaf in leaves))
+        os.replace(tmp, path)
 
     def close(self) -> None:
         self.store.close()

@@ -98,3 +98,18 @@ def test_receipts_wait_locally_while_the_store_is_down_and_chain_without_gaps(ma
     assert report.ok, report.summary()
     ids = [predicate_of(e)["invocation"] for e in store.records("default:a:c")]
     assert ids[1:3] == [r.scope.invocation for r in waiting]
+
+
+def test_kept_leaves_prove_one_observation_against_the_signed_root(make_runtime, keys, tmp_path, capsys):
+    from aqcore.cli.main import main
+
+    leaves = tmp_path / "leaves"
+    runtime = make_runtime(ScriptedAdapter.from_pieces(["one", " two", " three"]), lineage=str(tmp_path / "l.jsonl"),
+                           key=str(keys), leaves=str(leaves))
+    result = runtime.generate("x", agent="a", conversation="c")
+    path = leaves / f"{result.scope.invocation}.leaves.jsonl"
+    assert len(path.read_bytes().splitlines()) >= 3 + 2  # start, three observations, finish
+    root = result.receipt["root"]
+    assert main(["lineage", "prove", "--leaves", str(path), "--leaf", "2", "--root", root]) == 0
+    assert main(["lineage", "prove", "--leaves", str(path), "--leaf", "2", "--root", "00" * 32]) == 1
+    capsys.readouterr()
