@@ -29,7 +29,7 @@ class RuntimeConfig(BaseModel):
     leaves: str | None = None
     journal: str | None = None
     tenant: str = "default"
-    state_timeout_s: float | None = 2.0
+    state_timeout_s: float | None = None
     adapter_options: dict[str, Any] = Field(default_factory=dict)
     base: str = Field(default=".", exclude=True)
 

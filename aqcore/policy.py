@@ -44,6 +44,13 @@ class Units(_Strict):
         return value
 
 
+class StateSettings(_Strict):
+    """How the runtime talks to the state store under this policy."""
+
+    timeout_s: float = Field(default=2.0, gt=0, description="deadline of each store call; past it: degraded")
+    max_retries: int = Field(default=16, ge=0, description="compare-and-set retries before the journal")
+
+
 class Degraded(_Strict):
     """The stricter profile used when semantic state is missing or partial."""
 
@@ -68,6 +75,7 @@ class Policy(BaseModel):
     max_tokens: int = Field(default=256, gt=0)
     budgets: Budgets = Field(default_factory=Budgets)
     units: Units = Field(default_factory=Units)
+    state: StateSettings = Field(default_factory=StateSettings)
     metrics: dict[str, MetricSettings] = Field(default_factory=dict)
     degraded: Degraded = Field(default_factory=Degraded)
     digest: str = ""

@@ -50,7 +50,7 @@ class Runtime:
         journal: str | Path | None = None,
         tenant: str = "default",
         adapter_options: dict[str, Any] | None = None,
-        state_timeout_s: float | None = 2.0,
+        state_timeout_s: float | None = None,
         plugin_manager: AqPluginManager | None = None,
     ) -> None:
         self.plugins = plugin_manager or get_plugin_manager()
@@ -68,7 +68,12 @@ class Runtime:
         self.store_display = mask_url(store)
         backend = self.plugins.open_state_backend(store)
         journal_dir = Path(journal) if journal else default_journal_dir()
-        self.state = StateManager(backend, Journal(journal_dir, store), timeout_s=state_timeout_s)
+        self.state = StateManager(
+            backend,
+            Journal(journal_dir, store),
+            timeout_s=state_timeout_s if state_timeout_s is not None else self.policy.state.timeout_s,
+            max_retries=self.policy.state.max_retries,
+        )
         self.lineage = None
         if lineage:
             from .lineage.writer import LineageWriter

@@ -239,3 +239,13 @@ def test_the_journal_belongs_to_the_store_not_to_the_client_options(tmp_path):
     key = conversation_key(SCOPE)
     Journal(tmp_path, "lmdb:///d?sync=false").append(StateUpdate(key=key, entropy=1.0))
     assert [u.entropy for u in Journal(tmp_path, "lmdb:///d").pending(key)] == [1.0]
+
+
+def test_the_policy_sets_the_store_deadline_and_retries(make_runtime, flaky):
+    runtime = make_runtime(ScriptedAdapter.from_pieces(["ok"]), {"state": {"timeout_s": 0.2, "max_retries": 2}},
+                           store="flaky:")
+    assert (runtime.state.timeout_s, runtime.state.max_retries) == (0.2, 2)
+    flaky.mode = "hang"
+    result = runtime.generate("x", agent="a", conversation="c")
+    assert "within 0.2s" in (result.degraded_reason or "")
+    flaky.release.set()
