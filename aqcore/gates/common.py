@@ -81,11 +81,23 @@ def violation(
     return metric.verdict(kind, reason=reason)
 
 
+def admit_hold(metric: GateMetric, hold: int) -> Verdict:
+    """``admit`` holding back ``hold`` characters. Verdicts are frozen, so one object per
+    (metric, hold) is built once and reused: this runs at every token."""
+    cache: dict[int, Verdict] | None = metric.__dict__.get("_admit_cache")
+    if cache is None:
+        cache = metric.__dict__["_admit_cache"] = {}
+    verdict = cache.get(hold)
+    if verdict is None:
+        verdict = cache[hold] = metric.verdict(VerdictKind.ADMIT, hold=hold)
+    return verdict
+
+
 def admit(metric: GateMetric, step: Step, hold_from: int | None) -> Verdict | None:
     """Admit, holding back ``step.text[hold_from:]`` when a match is pending there."""
     if hold_from is None or hold_from >= len(step.text):
         return None
-    return metric.verdict(VerdictKind.ADMIT, hold=len(step.text) - hold_from)
+    return admit_hold(metric, len(step.text) - hold_from)
 
 
 _CONTINUATION = frozenset(" .-/()+\u00a0")

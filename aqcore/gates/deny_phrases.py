@@ -13,9 +13,10 @@ vocabulary.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import ahocorasick
 from pydantic import Field, field_validator, model_validator
@@ -70,6 +71,53 @@ class _Matcher:
     automaton: ahocorasick.Automaton | None
     longest: int
     regexes: list[regex.Pattern[str]] = field(default_factory=list)
+    # The same phrases as a deterministic Aho-Corasick automaton walked in Python, one state
+    # per normalised character, so that a step only reads its own new characters:
+    # delta[s][c] is the next state (absent: the root), out[s] whether a phrase ends in s,
+    # depth[s] the length of the longest suffix read so far that is a prefix of a phrase.
+    delta: list[dict[str, int]] = field(default_factory=list)
+    out: list[bool] = field(default_factory=list)
+    depth: list[int] = field(default_factory=list)
+
+    def walk(self, state: int, text: str) -> tuple[int, bool]:
+        """The state after reading ``text`` from ``state``, and whether a phrase ended."""
+        delta, out = self.delta, self.out
+        hit = False
+        for c in text:
+            state = delta[state].get(c, 0)
+            if out[state]:
+                hit = True
+        return state, hit
+
+
+def _dfa(phrases: list[str]) -> tuple[list[dict[str, int]], list[bool], list[int]]:
+    goto: list[dict[str, int]] = [{}]
+    depth, terminal = [0], [False]
+    for phrase in phrases:
+        state = 0
+        for c in phrase:
+            nxt = goto[state].get(c)
+            if nxt is None:
+                nxt = goto[state][c] = len(goto)
+                goto.append({})
+                depth.append(depth[state] + 1)
+                terminal.append(False)
+            state = nxt
+        terminal[state] = True
+    fail = [0] * len(goto)
+    out = terminal[:]
+    delta: list[dict[str, int]] = [{} for _ in goto]
+    delta[0] = dict(goto[0])
+    queue = deque(goto[0].values())
+    while queue:  # breadth first: a failure state is complete before the states using it
+        state = queue.popleft()
+        out[state] = out[state] or out[fail[state]]
+        if state:
+            delta[state] = {**delta[fail[state]], **goto[state]}
+        for c, child in goto[state].items():
+            fail[child] = delta[fail[state]].get(c, 0) if state else 0
+            queue.append(child)
+    return delta, out, depth
 
 
 def _matcher(settings: DenyPhrasesSettings) -> _Matcher:
@@ -81,7 +129,11 @@ def _build_matcher(raw_phrases: tuple[str, ...], patterns: tuple[str, ...]) -> _
     """Compile once per distinct configuration; every invocation under it shares the result."""
     phrases = sorted({normalize_phrase(p) for p in raw_phrases})
     automaton = None
+    delta: list[dict[str, int]] = []
+    out: list[bool] = []
+    depth: list[int] = []
     if phrases:
+        delta, out, depth = _dfa(phrases)
         automaton = ahocorasick.Automaton()
         for i, phrase in enumerate(phrases):
             automaton.add_word(phrase, (i, len(phrase)))
@@ -91,6 +143,9 @@ def _build_matcher(raw_phrases: tuple[str, ...], patterns: tuple[str, ...]) -> _
         automaton=automaton,
         longest=max((len(p) for p in phrases), default=0),
         regexes=[compile_regex(p, ignore_case=True) for p in patterns],
+        delta=delta,
+        out=out,
+        depth=depth,
     )
 
 
@@ -100,6 +155,8 @@ class _Analysis:
     verdict: Verdict | None
     piece: tuple[str, list[int], list[int]]
     hold_norm: int  # normalised characters held back after this step
+    state: int | None = None  # automaton state after the candidate
+    clean: bool = True  # nothing was found (the verdict is an admit)
 
 
 class DenyPhrases(GateMetric):
@@ -108,6 +165,8 @@ class DenyPhrases(GateMetric):
     name = "deny_phrases"
     Settings = DenyPhrasesSettings
     settings: DenyPhrasesSettings
+    # The incremental fast path; tests turn it off to compare verdicts with the full scan.
+    fast: ClassVar[bool] = True
 
     def __init__(self, settings: DenyPhrasesSettings, context: GateContext) -> None:  # type: ignore[override]
         super().__init__(settings, context)
@@ -116,6 +175,12 @@ class DenyPhrases(GateMetric):
         self._hold_norm = 0  # normalised chars at the end of the committed text still unsettled
         self._redacted: list[tuple[int, int]] = []
         self._last: _Analysis | None = None
+        self._state: int | None = 0  # automaton state after the committed text (None: unknown)
+        # No match was ever committed since the last full rescan (a rollback, a resync): then
+        # the committed text holds no phrase, and every suffix of it that is a prefix of a
+        # phrase starts inside the held tail. Under that invariant the automaton state alone
+        # says what the full scan of the tail would find.
+        self._clean = True
 
     def evaluate(self, step: Step) -> Verdict | None:
         analysis = self._analyse(step)
@@ -129,6 +194,9 @@ class DenyPhrases(GateMetric):
         self._last = None
         self._norm.append_piece(step.candidate, *analysis.piece)
         self._hold_norm = analysis.hold_norm
+        self._state = analysis.state
+        if not analysis.clean:
+            self._clean = False
         verdict = analysis.verdict
         if verdict is not None and verdict.kind.value == "redact":
             self._redacted.append((verdict.start, verdict.end))
@@ -139,6 +207,8 @@ class DenyPhrases(GateMetric):
         self._hold_norm = len(self._norm.norm)
         self._redacted = [(s, e) for s, e in self._redacted if e <= length]
         self._last = None
+        self._state = None
+        self._clean = not self._redacted
 
     # -- internals -------------------------------------------------------------------------
 
@@ -149,11 +219,53 @@ class DenyPhrases(GateMetric):
             self._norm = NormalizedText.of(step.text[:committed])
             self._hold_norm = len(self._norm.norm)
             self._redacted = [(s, e) for s, e in self._redacted if e <= committed]
+            self._state = None
+            self._clean = not self._redacted
 
     def _analyse(self, step: Step) -> _Analysis:
         self._sync(step)
         base = self._norm
         piece = base.piece(step.candidate)
+        m = self._m
+        if not m.phrases:
+            return self._full(step, piece, None)
+        if self._state is None:
+            self._state = m.walk(0, base.norm)[0]
+        state, hit = m.walk(self._state, piece[0])
+        if self.fast and self._clean and not hit and not step.is_final:
+            quick = self._quick(step, piece, state)
+            if quick is not None:
+                return quick
+        return self._full(step, piece, state)
+
+    def _quick(self, step: Step, piece: tuple[str, list[int], list[int]], state: int) -> _Analysis | None:
+        """The full analysis's answer when no phrase ends in the candidate and the committed
+        text is clean (see ``_clean``): the longest pending phrase prefix is the automaton
+        state's depth; only the regexes are run over the held tail. None when a regex matches
+        (the full analysis judges it)."""
+        base = self._norm
+        n0 = len(base.norm)
+        total = n0 + len(piece[0])
+        hold = total - self._m.depth[state]
+        if self._m.regexes:
+            norm = base.norm + piece[0]
+            scan_from = max(0, n0 - self._hold_norm)
+            for pattern in self._m.regexes:
+                for match in pattern.finditer(norm, scan_from, partial=True):
+                    if match.end() == match.start():
+                        continue
+                    if not match.partial:
+                        return None
+                    hold = min(hold, match.start())
+        verdict = None
+        if hold < total:
+            raw = base.starts[hold] if hold < n0 else piece[1][hold - n0]
+            verdict = admit(self, step, raw)
+        return _Analysis(step.text, verdict, piece, total - hold, state)
+
+    def _full(self, step: Step, piece: tuple[str, list[int], list[int]], state: int | None) -> _Analysis:
+        """Scan the whole unsettled tail with the automaton and the regexes."""
+        base = self._norm
         norm = base.norm + piece[0]
         n0 = len(base.norm)
         scan_from = max(0, n0 - self._hold_norm)
@@ -190,13 +302,13 @@ class DenyPhrases(GateMetric):
             return admit(self, step, raw_of(index) if index < len(norm) else None)
 
         if not found:
-            return _Analysis(step.text, held(hold), piece, len(norm) - hold)
+            return _Analysis(step.text, held(hold), piece, len(norm) - hold, state)
         found.sort()
         action = self.settings.on_violation
         if action != "redact":
             start, end, label = found[0]
             verdict = violation(self, action, step, raw_of(start), raw_end(end - 1), f"denied {label}")
-            return _Analysis(step.text, verdict, piece, len(norm) - hold)
+            return _Analysis(step.text, verdict, piece, len(norm) - hold, state, clean=False)
         # One redaction covering every match found (a unit may hold several): the text between
         # matches is kept, each match is replaced.
         spans: list[tuple[int, int]] = []
@@ -219,7 +331,7 @@ class DenyPhrases(GateMetric):
         after = held(hold)
         if verdict.kind.value == "redact" and after is not None:
             verdict = verdict.model_copy(update={"hold": after.hold})
-        return _Analysis(step.text, verdict, piece, len(norm) - hold)
+        return _Analysis(step.text, verdict, piece, len(norm) - hold, state, clean=False)
 
     def _prefix_hold(self, norm: str, bound: int) -> int:
         """Index where the longest suffix of ``norm`` that is a proper prefix of a phrase

@@ -29,6 +29,8 @@ from functools import lru_cache
 # Invisible characters that are not in category Cf but render as nothing.
 _INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u034f\u180b\u180c\u180d\u180e")
 _MARKS = frozenset(("Mn", "Mc", "Me"))
+# On ASCII, fold_char(c) is " " for whitespace and c.lower() otherwise (checked by the tests).
+_ASCII_SPACE = str.maketrans({chr(i): " " for i in range(128) if chr(i).isspace()})
 
 
 @lru_cache(maxsize=65536)
@@ -81,6 +83,12 @@ class NormalizedText:
 
     def piece(self, raw: str) -> tuple[str, list[int], list[int]]:
         """What appending ``raw`` would add (normalised text, starts, ends), without appending."""
+        if raw.isascii():
+            # The usual token: one normalised character per raw one, unless whitespace collapses.
+            folded = raw.lower().translate(_ASCII_SPACE)
+            if "  " not in folded and not (folded[:1] == " " and self.norm[-1:] == " "):
+                pos = self.raw_len
+                return folded, list(range(pos, pos + len(raw))), list(range(pos + 1, pos + len(raw) + 1))
         chars: list[str] = []
         starts: list[int] = []
         ends: list[int] = []

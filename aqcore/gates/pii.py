@@ -9,8 +9,9 @@ of the text) is held back, so no part of it is released before it is judged.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -64,6 +65,15 @@ def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
 
 
+# The quiet-tail fast path (see Pii._quiet_hold). Every pattern needs a digit or "@" to match,
+# and a partial match can only start with a digit, "+", "(" (phone), an email's local part or
+# an IBAN's two capital letters.
+_TRIGGERS = frozenset(string.digits + "@+(")
+_EMAIL_RUN = string.ascii_letters + string.digits + "_.+-"  # [\w.+-] on ASCII
+_EMAIL_RUN_SET = frozenset(_EMAIL_RUN)
+_ALNUM = frozenset(string.ascii_letters + string.digits)
+_UPPER = frozenset(string.ascii_uppercase)
+
 _VALID: dict[str, Callable[[str], bool]] = {
     "email": lambda s: True,
     "phone": lambda s: 10 <= len(_digits(s)) <= 15,
@@ -103,12 +113,53 @@ class Pii(ScanningMetric):
     Settings = PiiSettings
     settings: PiiSettings
 
+    # The quiet-tail fast path; tests turn it off to compare verdicts with the full scan.
+    fast: ClassVar[bool] = True
+
     def __init__(self, settings: PiiSettings, context: GateContext) -> None:  # type: ignore[override]
         super().__init__(settings, context)
         self._patterns = [(kind, cached_regex(_PATTERNS[kind])) for kind in settings.kinds]
+        self._email = "email" in settings.kinds
+        self._iban = "iban" in settings.kinds
+
+    def _quiet_hold(self, text: str, settled: int) -> int | None:
+        """The hold the full scan would compute, without running a regex, when the unsettled
+        tail ``text[settled:]`` is ASCII with no digit, "@", "+" or "(" (the usual case): then
+        no pattern can match in it, and the only pending (partial) matches are an email local
+        part (a run of ``[\\w.+-]`` reaching the end) and an IBAN country code (one or two
+        capitals ending the text). None: run the full scan."""
+        tail = text[settled:]
+        if not tail.isascii() or not _TRIGGERS.isdisjoint(tail):
+            return None
+        n = len(text)
+        hold = n
+        if self._email:
+            run = settled + len(tail.rstrip(_EMAIL_RUN))  # start of the trailing [\w.+-] run
+            if run < n:
+                if run > settled or settled == 0:
+                    hold = run  # preceded by an ASCII non-run character, or the start
+                else:
+                    before = text[settled - 1]
+                    if not before.isascii():
+                        return None  # \w on a non-ASCII character: let the regex decide
+                    if before not in _EMAIL_RUN_SET:
+                        hold = run
+                    # else the run starts before ``settled``: no match may start inside it
+        if self._iban and n and text[n - 1] in _UPPER:
+            if n >= 2 and text[n - 2] in _UPPER:
+                start = n - 2  # two capitals: a match can only start at the first
+            else:
+                start = n - 1
+            if start >= settled and (start == 0 or text[start - 1] not in _ALNUM):
+                hold = min(hold, start)
+        return hold
 
     def scan(self, step: Step, settled: int) -> Scan:
         text = step.text
+        if self.fast and not step.is_final:
+            quiet = self._quiet_hold(text, settled)
+            if quiet is not None:
+                return Scan(self.held(step, quiet), quiet)
         n = len(text)
         hold = n
         found: list[tuple[int, int, int, str]] = []  # (start, priority, -end, kind)

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..gate import GateMetric, Step
 from ..models import Observation, Verdict, VerdictKind
-from .common import committed_length
+from .common import admit_hold, committed_length
 
 
 @dataclass
@@ -87,4 +87,4 @@ class ScanningMetric(GateMetric):
         """Admit, holding back ``step.text[hold_from:]``."""
         if hold_from >= len(step.text):
             return None
-        return self.verdict(VerdictKind.ADMIT, hold=len(step.text) - hold_from)
+        return admit_hold(self, len(step.text) - hold_from)
