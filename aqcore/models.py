@@ -22,10 +22,15 @@ def _check_id(value: str, field: str) -> str:
     return value
 
 
-class Scope(BaseModel):
+class _Model(BaseModel):
+    # validators are built on first use, not at import: aq starts in a fraction of the time
+    model_config = ConfigDict(defer_build=True)
+
+
+class Scope(_Model):
     """Where an invocation lives: tenant ⊃ agent ⊃ conversation ⊃ invocation."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     tenant: str = "default"
     agent: str
@@ -46,7 +51,7 @@ class Scope(BaseModel):
         return f"{self.tenant}:{self.agent}:{self.conversation}"
 
 
-class Commitment(BaseModel):
+class Commitment(_Model):
     """A value the agent committed to for a slot, and the invocation that made it."""
 
     slot: str
@@ -55,7 +60,7 @@ class Commitment(BaseModel):
     scope: Literal["conversation", "agent"] = "conversation"
 
 
-class Turn(BaseModel):
+class Turn(_Model):
     """One finished invocation as seen by later turns (the trajectory)."""
 
     invocation: str
@@ -65,7 +70,7 @@ class Turn(BaseModel):
     state_status: StateStatus = "full"
 
 
-class ScopeState(BaseModel):
+class ScopeState(_Model):
     """State shared by the agent and conversation scopes. Versioned for compare-and-set."""
 
     version: int = 0
@@ -98,7 +103,7 @@ class VerdictKind(StrEnum):
     HALT = "halt"
 
 
-class Verdict(BaseModel):
+class Verdict(_Model):
     """A gate metric's judgement of one step.
 
     - ``admit``: the candidate may be committed; ``hold`` trailing characters of the text
@@ -109,7 +114,7 @@ class Verdict(BaseModel):
     - ``halt``: stop the invocation now; nothing still held back is released.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     metric: str
     kind: VerdictKind = VerdictKind.ADMIT
@@ -121,7 +126,7 @@ class Verdict(BaseModel):
     reason: str = ""
 
 
-class Observation(BaseModel):
+class Observation(_Model):
     """What one committed token or unit produced. Re-enters state before the next step."""
 
     index: int
@@ -133,7 +138,7 @@ class Observation(BaseModel):
     verdicts: list[Verdict] = Field(default_factory=list)
 
 
-class Emission(BaseModel):
+class Emission(_Model):
     """Text released to the consumer."""
 
     text: str
@@ -144,14 +149,14 @@ class Emission(BaseModel):
     final: bool = False
 
 
-class Message(BaseModel):
+class Message(_Model):
     """A chat message."""
 
     role: Literal["system", "user", "assistant"]
     content: str
 
 
-class GenerationResult(BaseModel):
+class GenerationResult(_Model):
     """Everything an invocation produced."""
 
     text: str
