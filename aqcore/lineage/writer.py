@@ -58,7 +58,7 @@ class LineageWriter:
     ) -> None:
         self.store = store
         self.leaves_dir = Path(leaves_dir) if leaves_dir is not None else None
-        self.pending = PendingReceipts(pending_dir) if pending_dir is not None else None
+        self.pending = PendingReceipts(Path(pending_dir)) if pending_dir is not None else None
         self.signer = signer
         self.retries = retries
         self._key_source = key_source  # (key, keyring) to reload after a rotation
