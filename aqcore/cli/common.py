@@ -49,6 +49,9 @@ def runtime_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             values[name] = flag
     if "policy" not in values and hasattr(args, "policy"):
         raise UsageError("no policy: pass --policy FILE or set runtime.policy in aq.toml")
+    if "adapter" not in values and hasattr(args, "adapter"):
+        # never fall back to the bundled test LM silently: say which adapters there are
+        raise UsageError("no adapter: pass --adapter NAME (see `aq plugins`) or set runtime.adapter in aq.toml")
     return values
 
 

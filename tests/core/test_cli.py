@@ -216,6 +216,13 @@ def test_missing_policy_file_and_missing_policy_flag(aq, store):
     assert code == 2 and "--policy" in one_error_line(err)
 
 
+def test_no_adapter_is_an_error_not_a_silent_test_model(aq, policy, store):
+    code, out, err = aq("generate", "hi", "--policy", str(policy), "--agent", "A", "--conversation", "C",
+                        "--store", store)
+    assert code == 2 and out == ""
+    assert "--adapter" in one_error_line(err) and "aq plugins" in one_error_line(err)
+
+
 @pytest.mark.parametrize("flag, value", [("--agent", "bad id!"), ("--conversation", "x/y"), ("--tenant", "t t")])
 def test_bad_ids_are_exit_2_with_one_clear_line(aq, policy, store, flag, value):
     args = generate_args(policy, store, "--json")
