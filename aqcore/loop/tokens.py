@@ -137,7 +137,7 @@ class TokenLoop(LoopEvents):
         """Whether ``mask`` leaves nothing but end-of-sequence tokens."""
         scaled = dist.scaled
         if mask.min_logit is not None:
-            best = int(scaled.argmax())
+            best = dist.best
             if best not in self.eos:
                 if scaled[best] >= mask.min_logit:
                     return False
