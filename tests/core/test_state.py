@@ -249,3 +249,12 @@ def test_the_policy_sets_the_store_deadline_and_retries(make_runtime, flaky):
     result = runtime.generate("x", agent="a", conversation="c")
     assert "within 0.2s" in (result.degraded_reason or "")
     flaky.release.set()
+
+
+def test_urls_with_several_hosts_are_masked_and_identified():
+    from aqcore.urls import mask_url, store_identity
+
+    url = "redis+cluster://u:pw@h2:7001,h1:7000/?timeout=1"
+    assert "pw" not in mask_url(url) and "h2:7001,h1:7000" in mask_url(url)
+    assert store_identity(url) == store_identity("redis+cluster://h1:7000,h2:7001/")
+    assert store_identity(url) != store_identity("redis+cluster://h1:7000,h3:7002/")

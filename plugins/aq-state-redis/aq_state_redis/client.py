@@ -8,16 +8,34 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from aqcore.errors import AqError
 
 from .options import RedisOptions
 
+Client = redis.Redis | RedisCluster
 
-def make_client(options: RedisOptions) -> redis.Redis:
+
+def make_client(options: RedisOptions) -> Client:
     """A client that never waits longer than the URL's timeouts: redis-py's default retry
-    (ten tries with exponential backoff) would turn a dead server into a seconds-long hang."""
+    (ten tries with exponential backoff) would turn a dead server into a seconds-long hang.
+
+    For a ``redis+cluster://`` URL, a :class:`redis.cluster.RedisCluster` over the URL's startup
+    nodes; it reads the slot map from the first node that answers when it is built."""
+    if options.cluster:
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in options.nodes],
+            username=options.username,
+            password=options.password,
+            socket_connect_timeout=options.connect_timeout,
+            socket_timeout=options.timeout,
+            retry=Retry(NoBackoff(), options.retries),
+            max_connections=options.max_connections,
+            decode_responses=False,
+        )
     return redis.Redis.from_url(
         options.address,
         socket_connect_timeout=options.connect_timeout,
@@ -32,10 +50,11 @@ def make_client(options: RedisOptions) -> redis.Redis:
 
 @contextmanager
 def translated(error: type[AqError], where: str, action: str) -> Iterator[None]:
-    """Raise ``error`` naming the server and the action for any Redis or socket failure."""
+    """Raise ``error`` naming the server and the action for any Redis, Redis Cluster or socket
+    failure (a cluster that is down or unreachable, a timeout, too many MOVED redirections)."""
     try:
         yield
-    except (redis.RedisError, OSError) as exc:
+    except (redis.RedisError, RedisClusterException, OSError) as exc:
         kind = "timed out" if isinstance(exc, redis.TimeoutError | TimeoutError) else "failed"
         raise error(f"redis at {where}: {action} {kind}: {type(exc).__name__}: {exc}") from exc
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, cast
 
-import redis
+from redis.commands.core import Script
 
 from aqcore.errors import LineageError
 from aqcore.lineage.store import ChainHead, check_append
 
 from . import scripts
-from .client import decode, make_client, translated
+from .client import Client, decode, make_client, translated
 from .keys import chain_keys, chain_of, chain_scan_pattern
 from .options import parse_url
 
@@ -24,11 +24,24 @@ class RedisLineageStore:
     """:class:`aqcore.lineage.store.LineageStore` in Redis. A chain's stream and head share the
     conversation's hash tag, so the store works on Redis Cluster unchanged."""
 
-    def __init__(self, url: str, *, client: redis.Redis | None = None) -> None:
+    def __init__(self, url: str, *, client: Client | None = None) -> None:
         self.url = url
         self._options = parse_url(url)
-        self._redis = client if client is not None else make_client(self._options)
-        self._append = self._redis.register_script(scripts.APPEND)
+        # built on first use: a cluster client reads the slot map when it is built, and a
+        # cluster that is down then must raise LineageError from the call, not from opening
+        self._client = client
+        self._script: Script | None = None
+
+    @property
+    def _redis(self) -> Client:
+        if self._client is None:
+            self._client = make_client(self._options)
+        return self._client
+
+    def _append(self, keys: list[str], args: list[Any]) -> Any:
+        if self._script is None:
+            self._script = self._redis.register_script(scripts.APPEND)
+        return self._script(keys=keys, args=args)
 
     def _io(self, action: str) -> Any:
         return translated(LineageError, self._options.display, action)
@@ -89,6 +102,8 @@ class RedisLineageStore:
                     yield chain
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (or every node's, on a cluster)."""
+        if self._client is None:
+            return
         with self._io("close"):
-            self._redis.close()
+            self._client.close()

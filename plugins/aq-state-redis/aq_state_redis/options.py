@@ -1,15 +1,17 @@
 """``redis://[:password@]host:port/db?connect_timeout=0.2&timeout=0.5&retries=1`` parsed into
-options. ``rediss://`` is the same over TLS."""
+options. ``rediss://`` is the same over TLS. ``redis+cluster://[:password@]host:port[,host:port...]/``
+names the startup nodes of a Redis Cluster (database 0 only), with the same options."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 from aqcore.errors import UsageError
 
-SCHEMES = ("redis", "rediss")
+CLUSTER_SCHEME = "redis+cluster"
+SCHEMES = ("redis", "rediss", CLUSTER_SCHEME)
 OPTIONS = ("connect_timeout", "timeout", "retries", "max_connections")
 
 
@@ -24,6 +26,14 @@ class RedisOptions:
     timeout: float = 1.0
     retries: int = 1
     max_connections: int | None = None
+    # Redis Cluster only: the startup nodes, and the credentials from the URL
+    nodes: tuple[tuple[str, int], ...] = ()
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def cluster(self) -> bool:
+        return bool(self.nodes)
 
 
 def _seconds(url: str, name: str, raw: str) -> float:
@@ -48,10 +58,26 @@ def mask(url: str) -> str:
     if parts.password is None:
         return url
     user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    hosts = parts.netloc.rpartition("@")[2]  # also a cluster's ``h1:p1,h2:p2``
+    return urlunsplit((parts.scheme, f"{user}:***@{hosts}", parts.path, parts.query, parts.fragment))
+
+
+def _cluster_nodes(display: str, netloc: str) -> tuple[tuple[str, int], ...]:
+    hosts = netloc.rpartition("@")[2]
+    nodes: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        node = urlsplit(f"//{item.strip()}")
+        try:
+            port = node.port
+        except ValueError as exc:
+            raise UsageError(f"store URL {display!r}: node {item!r}: {exc}") from None
+        if not node.hostname:
+            raise UsageError(
+                f"store URL {display!r} names a node without a host "
+                "(e.g. redis+cluster://10.0.0.1:7000,10.0.0.2:7000/)"
+            )
+        nodes.append((node.hostname, port or 6379))
+    return tuple(nodes)
 
 
 def parse_url(url: str) -> RedisOptions:
@@ -59,16 +85,23 @@ def parse_url(url: str) -> RedisOptions:
     parts = urlsplit(url)
     display = mask(url)
     if parts.scheme.lower() not in SCHEMES:
-        raise UsageError(f"store URL {display!r} is not a redis:// or rediss:// URL")
-    if not parts.hostname:
+        raise UsageError(f"store URL {display!r} is not a redis://, rediss:// or redis+cluster:// URL")
+    cluster = parts.scheme.lower() == CLUSTER_SCHEME
+    nodes: tuple[tuple[str, int], ...] = ()
+    if cluster:
+        nodes = _cluster_nodes(display, parts.netloc)
+    elif not parts.hostname:
         raise UsageError(f"store URL {display!r} names no host (e.g. redis://127.0.0.1:6379/0)")
-    try:
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError as exc:
-        raise UsageError(f"store URL {display!r}: {exc}") from None
+    if not cluster:
+        try:
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError as exc:
+            raise UsageError(f"store URL {display!r}: {exc}") from None
     db = parts.path.strip("/")
     if db and not db.isdigit():
         raise UsageError(f"store URL {display!r}: the path must be a database number, got {parts.path!r}")
+    if cluster and db not in ("", "0"):
+        raise UsageError(f"store URL {display!r}: a Redis Cluster has only database 0, got {parts.path!r}")
     query = parse_qs(parts.query, keep_blank_values=True)
     unknown = sorted(set(query) - set(OPTIONS))
     if unknown:
@@ -89,4 +122,8 @@ def parse_url(url: str) -> RedisOptions:
     if "max_connections" in single:
         settings["max_connections"] = _count(display, "max_connections", single["max_connections"], 1)
     address = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode({}), ""))
+    if cluster:
+        settings["nodes"] = nodes
+        settings["username"] = unquote(parts.username) if parts.username else None
+        settings["password"] = unquote(parts.password) if parts.password is not None else None
     return RedisOptions(address=address, display=display, **settings)  # type: ignore[arg-type]

@@ -7,13 +7,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import redis
+from redis.commands.core import Script
 
 from aqcore.errors import StateUnavailable
 from aqcore.state.backend import Versioned, check_version
 
 from . import checks, scripts
-from .client import decode, make_client, translated
+from .client import Client, decode, make_client, translated
 from .keys import state_key_of, state_scan_pattern, state_storage_key
 from .options import parse_url
 
@@ -27,11 +27,24 @@ class RedisStateBackend:
     ``client`` replaces the client built from the URL (e.g. one configured for Sentinel).
     """
 
-    def __init__(self, url: str, *, client: redis.Redis | None = None) -> None:
+    def __init__(self, url: str, *, client: Client | None = None) -> None:
         self.url = url
         self._options = parse_url(url)
-        self._redis = client if client is not None else make_client(self._options)
-        self._cas = self._redis.register_script(scripts.COMPARE_AND_SET)
+        # built on first use: a cluster client reads the slot map when it is built, and a
+        # cluster that is down then must raise StateUnavailable from the call, not from opening
+        self._client = client
+        self._script: Script | None = None
+
+    @property
+    def _redis(self) -> Client:
+        if self._client is None:
+            self._client = make_client(self._options)
+        return self._client
+
+    def _cas(self, keys: list[str], args: list[Any]) -> Any:
+        if self._script is None:
+            self._script = self._redis.register_script(scripts.COMPARE_AND_SET)
+        return self._script(keys=keys, args=args)
 
     def _io(self, action: str) -> Any:
         return translated(StateUnavailable, self._options.display, action)
@@ -74,6 +87,8 @@ class RedisStateBackend:
                     yield key
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (or every node's, on a cluster)."""
+        if self._client is None:
+            return
         with self._io("close"):
-            self._redis.close()
+            self._client.close()

@@ -203,8 +203,12 @@ def test_hooks_register_the_redis_schemes() -> None:
     lineage: dict[str, object] = {}
     pm.hook.aq_register_state_backends(register=lambda s, f, description="": state.update({s: f}))
     pm.hook.aq_register_lineage_stores(register=lambda s, f, description="": lineage.update({s: f}))
-    assert state == {"redis": open_state_backend, "rediss": open_state_backend}
-    assert lineage == {"redis": open_lineage_store, "rediss": open_lineage_store}
+    assert state == {
+        "redis": open_state_backend, "rediss": open_state_backend, "redis+cluster": open_state_backend,
+    }
+    assert lineage == {
+        "redis": open_lineage_store, "rediss": open_lineage_store, "redis+cluster": open_lineage_store,
+    }  # fmt: skip
 
 
 def test_hiredis_parses_replies() -> None:
