@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(
             "try       "
             f"aq state show --store {store} --agent support-agent --conversation {conversation}\n"
-            f"          aq demo --conversation {conversation}   (continues it: state survives the restart)"
+            f"          aq demo --conversation {conversation}{f' --dir {args.dir}' if args.dir else ''}"
+            "   (continues it: state survives the restart)"
         )
         return 0 if report.ok else 1
     finally:
