@@ -1,6 +1,6 @@
 """Runtime start without the model: import, plugin discovery and policy load, in fresh
 interpreters (the way a serverless worker starts). Prints p50/p90 over N runs and the share of
-the largest imports. Target (ARCHITECTURE.md §7): ≤ 200 ms.
+the largest imports. Target: ≤ 200 ms.
 
     python benchmarks/bench_startup.py [--runs 15] [--policy examples/policies/support-agent.toml]
 """

@@ -1,4 +1,4 @@
-"""The governed decode loop at token granularity (ARCHITECTURE.md §5)."""
+"""The governed decode loop at token granularity (docs/adapters.md describes it)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The governed loop at unit granularity, for models that give text but no logits
-(ARCHITECTURE.md §5): stream units into a buffer, judge each complete unit, release admitted
+(docs/adapters.md): stream units into a buffer, judge each complete unit, release admitted
 units, and re-request the continuation with feedback when a unit is inadmissible."""
 
 from __future__ import annotations
