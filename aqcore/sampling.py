@@ -11,7 +11,8 @@ import numpy as np
 
 # top-p first looks at this many best candidates before it falls back to a full sort.
 _TOP_P_WINDOW = 1024
-# exp(x) in float32 stays finite below about 88.7; keep a margin for the sum over the vocabulary
+# Without a shift, exp(x) in float32 stays finite below about 88.7 (margin kept for the sum over
+# the vocabulary); above -70 the largest terms are far from subnormal, so the sum is exact enough.
 _EXP_SAFE = 70.0
 
 
@@ -55,7 +56,7 @@ class Distribution:
         # greedy decoding reuses), one exp, one sum; all into a buffer reused every step.
         self.best = int(logits.argmax())
         self.peak = float(logits[self.best])
-        if self.peak < _EXP_SAFE:
+        if -_EXP_SAFE < self.peak < _EXP_SAFE:
             probs = np.exp(logits, out=work)  # no shift needed: exp(peak) cannot overflow
             self._probs = probs
             total = float(probs.sum())
