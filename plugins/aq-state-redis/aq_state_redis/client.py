@@ -61,3 +61,41 @@ def translated(error: type[AqError], where: str, action: str) -> Iterator[None]:
 
 def decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisStore:
+    """What both Redis stores share: the client built on first use (a cluster client reads the
+    slot map when it is built, so a cluster that is down must fail the call, not the opening),
+    one Lua script loaded once, and Redis errors translated to the store's own error type."""
+
+    error: type[AqError] = AqError
+    script_source: str = ""
+
+    def __init__(self, url: str, *, client: Any = None) -> None:
+        from .options import parse_url
+
+        self.url = url
+        self._options = parse_url(url)
+        self._client = client
+        self._script: Any = None
+
+    @property
+    def _redis(self) -> Any:
+        if self._client is None:
+            self._client = make_client(self._options)
+        return self._client
+
+    def _run_script(self, keys: list[str], args: list[Any]) -> Any:
+        if self._script is None:
+            self._script = self._redis.register_script(self.script_source)
+        return self._script(keys=keys, args=args)
+
+    def _io(self, action: str) -> Any:
+        return translated(self.error, self._options.display, action)
+
+    def close(self) -> None:
+        """Close the connection pool (or every node's, on a cluster)."""
+        if self._client is None:
+            return
+        with self._io("close"):
+            self._client.close()

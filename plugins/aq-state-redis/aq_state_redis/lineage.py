@@ -4,47 +4,25 @@ head key ``<seq>:<digest>``, appended together by one Lua script after the head 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, cast
-
-from redis.commands.core import Script
+from typing import cast
 
 from aqcore.errors import LineageError
 from aqcore.lineage.store import ChainHead, check_append
 
 from . import scripts
-from .client import Client, decode, make_client, translated
+from .client import RedisStore, decode
 from .keys import chain_keys, chain_of, chain_scan_pattern
-from .options import parse_url
 
 _PAGE = 128
 _SCAN_COUNT = 1000
 
 
-class RedisLineageStore:
+class RedisLineageStore(RedisStore):
     """:class:`aqcore.lineage.store.LineageStore` in Redis. A chain's stream and head share the
     conversation's hash tag, so the store works on Redis Cluster unchanged."""
 
-    def __init__(self, url: str, *, client: Client | None = None) -> None:
-        self.url = url
-        self._options = parse_url(url)
-        # built on first use: a cluster client reads the slot map when it is built, and a
-        # cluster that is down then must raise LineageError from the call, not from opening
-        self._client = client
-        self._script: Script | None = None
-
-    @property
-    def _redis(self) -> Client:
-        if self._client is None:
-            self._client = make_client(self._options)
-        return self._client
-
-    def _append(self, keys: list[str], args: list[Any]) -> Any:
-        if self._script is None:
-            self._script = self._redis.register_script(scripts.APPEND)
-        return self._script(keys=keys, args=args)
-
-    def _io(self, action: str) -> Any:
-        return translated(LineageError, self._options.display, action)
+    error = LineageError
+    script_source = scripts.APPEND
 
     def append(self, chain: str, seq: int, prev: str, digest: str, envelope: bytes) -> None:
         """Store ``envelope`` as record ``seq`` and move the head, if the head is ``(seq-1, prev)``."""
@@ -52,7 +30,7 @@ class RedisLineageStore:
         check_append(chain, seq, prev, digest, envelope)
         expected = "" if seq == 1 else f"{seq - 1}:{prev}"
         with self._io(f"append seq {seq} to chain {chain!r}"):
-            done, current = self._append(
+            done, current = self._run_script(
                 keys=[stream, head_key], args=[str(seq), expected, f"{seq}:{digest}", digest, bytes(envelope)]
             )
         if int(done):
@@ -100,10 +78,3 @@ class RedisLineageStore:
                 if chain is not None and chain.startswith(prefix) and chain not in seen:
                     seen.add(chain)
                     yield chain
-
-    def close(self) -> None:
-        """Close the connection pool (or every node's, on a cluster)."""
-        if self._client is None:
-            return
-        with self._io("close"):
-            self._client.close()
