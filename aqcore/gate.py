@@ -3,7 +3,7 @@ it sees at bind time (:class:`GateContext`) and at each step (:class:`Step`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -76,7 +76,6 @@ class Step:
     is_final: bool = False
     scaled_logits: np.ndarray | None = None
     log_z: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class GateMetric:

@@ -34,6 +34,9 @@ class Judgement:
     interventions: list[Verdict] = field(default_factory=list)
 
 
+ADMITTED = Judgement()  # shared answer when nothing judges (never mutated)
+
+
 class Judge:
     """Binds the metrics that judge candidates, and counts their interventions."""
 

@@ -11,7 +11,7 @@ from ..adapters import TokenAdapter
 from ..gate import GateContext, Mask, Step
 from ..models import Emission, Message, Observation, VerdictKind
 from ..sampling import Distribution, Sampler, threshold_mask
-from .judge import Judge
+from .judge import ADMITTED, Judge
 from .outcome import LoopEvents, LoopOutcome
 from .release import ReleaseBuffer
 
@@ -170,18 +170,11 @@ class TokenLoop(LoopEvents):
         """Judge one candidate. Returns accepted | rejected | rolled_back | finish:<reason>."""
         piece = b"" if token in self.special else self.vocab.token_bytes[token]
         surprisal = dist.surprisal(token)
-        if self.judge.idle:
-            # nothing judges candidates (an empty policy): commit without building a step
-            candidate = self.decoder.decode(piece) if piece else ""
-            self._commit_unjudged(token, piece, candidate, surprisal)
-            emission = self.out.release(self.text, 0)
-            if emission is not None:
-                yield emission
-            return "accepted"
         saved = self.decoder.getstate()
         candidate = self.decoder.decode(piece) if piece else ""
-        step = self._step(position, candidate, token, surprisal, dist)
-        verdict = self.judge.judge(step)
+        # nothing looks at candidates (an empty policy): no step to build, nothing to ask
+        step = None if self.judge.idle else self._step(position, candidate, token, surprisal, dist)
+        verdict = self.judge.judge(step) if step is not None else ADMITTED
         kind = verdict.kind
         if kind is not VerdictKind.ADMIT and kind is not VerdictKind.REDACT:
             self.decoder.setstate(saved)
@@ -191,7 +184,7 @@ class TokenLoop(LoopEvents):
                 self._event("halt", position, verdict.decisive)
                 return "finish:" + (yield from self._halt())
             if kind is VerdictKind.ROLLBACK and verdict.chars > len(candidate):
-                return (yield from self._rollback(len(step.text) - verdict.chars, position, verdict.decisive))
+                return (yield from self._rollback(len(self.text) + len(candidate) - verdict.chars, position, verdict.decisive))
             self._event("reject", position, verdict.decisive, token=token)
             return "rejected"
         for v in verdict.redactions:
@@ -206,13 +199,13 @@ class TokenLoop(LoopEvents):
             yield emission
         return "accepted"
 
-    def _accept(self, token: int, piece: bytes, candidate: str, surprisal: float, step: Step,
+    def _accept(self, token: int, piece: bytes, candidate: str, surprisal: float, step: Step | None,
                 interventions: list) -> None:
         self.adapter.accept(token)
         self.ids.append(token)
         self.raw += piece
         self.byte_ends.append(len(self.raw))
-        self.text = step.text
+        self.text += candidate
         # built without validation: every field is already of its type, and this runs per token
         observation = Observation.model_construct(
             index=len(self.ids) - 1,
@@ -225,20 +218,9 @@ class TokenLoop(LoopEvents):
         )
         self.observations.append(observation)
         self.out.commit_boundary(len(self.text))
-        for metric in self.judge.committers:
-            metric.on_commit(step, observation)
-
-    def _commit_unjudged(self, token: int, piece: bytes, candidate: str, surprisal: float) -> None:
-        self.adapter.accept(token)
-        self.ids.append(token)
-        self.raw += piece
-        self.byte_ends.append(len(self.raw))
-        self.text += candidate
-        self.observations.append(Observation.model_construct(
-            index=len(self.ids) - 1, entropy=None, token_id=token, text=candidate, logprob=-surprisal,
-            surprisal=surprisal, verdicts=[],
-        ))
-        self.out.commit_boundary(len(self.text))
+        if step is not None:
+            for metric in self.judge.committers:
+                metric.on_commit(step, observation)
 
     def _rollback(self, target: int, position: int, verdict) -> Generator[Emission, None, str]:  # type: ignore[no-untyped-def]
         """Retract committed tokens back to at most ``target`` characters."""
