@@ -5,7 +5,6 @@ state carried between turns, and the conversation's receipts verified at the end
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.set_defaults(func=run)
 
 
-def _home() -> Path:
-    base = os.environ.get("AQ_HOME") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "aq"
-    )
-    return Path(base)
-
-
 def _keys(directory: Path) -> Path:
     from ..lineage.keys import KEYRING_FILE, generate_key
 
@@ -46,9 +38,10 @@ def run(args: argparse.Namespace) -> int:
     from .. import demo
     from ..lineage import Keyring, verify_store
     from ..runtime import Runtime
+    from ..state.journal import aq_home
 
     console = Console(highlight=False)
-    directory = Path(args.dir) if args.dir else _home() / "demo"
+    directory = Path(args.dir) if args.dir else aq_home() / "demo"
     directory.mkdir(parents=True, exist_ok=True)
     store = args.store or f"lmdb://{(directory / 'store').resolve()}"
     lineage = args.lineage or store

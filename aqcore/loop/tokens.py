@@ -184,7 +184,8 @@ class TokenLoop(LoopEvents):
                 self._event("halt", position, verdict.decisive)
                 return "finish:" + (yield from self._halt())
             if kind is VerdictKind.ROLLBACK and verdict.chars > len(candidate):
-                return (yield from self._rollback(len(self.text) + len(candidate) - verdict.chars, position, verdict.decisive))
+                target = len(self.text) + len(candidate) - verdict.chars
+                return (yield from self._rollback(target, position, verdict.decisive))
             self._event("reject", position, verdict.decisive, token=token)
             return "rejected"
         for v in verdict.redactions:

@@ -13,11 +13,17 @@ from ..urls import store_identity
 from .update import StateUpdate
 
 
-def default_journal_dir() -> Path:
+def aq_home() -> Path:
+    """Where aq keeps local state: ``$AQ_HOME``, else ``$XDG_STATE_HOME/aq``, else
+    ``~/.local/state/aq``."""
     base = os.environ.get("AQ_HOME") or os.path.join(
         os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "aq"
     )
-    return Path(base) / "journal"
+    return Path(base)
+
+
+def default_journal_dir() -> Path:
+    return aq_home() / "journal"
 
 
 class Journal:
