@@ -4,7 +4,7 @@ allowed-mask. Works on the adapter's buffer without copying it on the common pat
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +14,10 @@ _TOP_P_WINDOW = 1024
 # Without a shift, exp(x) in float32 stays finite below about 88.7 (margin kept for the sum over
 # the vocabulary); above -70 the largest terms are far from subnormal, so the sum is exact enough.
 _EXP_SAFE = 70.0
+
+ExpSum = Callable[[np.ndarray, np.ndarray, float], float]
+"""``exp_sum(x, out, shift)``: writes ``exp(x - shift)`` into ``out`` and returns the sum (an
+adapter's native kernel, see docs/adapters.md)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,10 @@ class SamplingParams:
 
 class Distribution:
     """One step's distribution: the temperature-scaled logits (in the loop's scratch buffer; the
-    adapter's view is never written) and their log-partition."""
+    adapter's view is never written) and their log-partition.
+
+    ``exp_sum``, when given with a ``work`` buffer, computes the log-partition in one native
+    pass (the adapter's kernel) instead of numpy's exp and sum."""
 
     __slots__ = ("_probs", "best", "log_z", "peak", "scaled")
 
@@ -46,6 +53,7 @@ class Distribution:
         temperature: float,
         scratch: np.ndarray | None = None,
         work: np.ndarray | None = None,
+        exp_sum: ExpSum | None = None,
     ) -> None:
         if temperature > 0 and temperature != 1.0:
             # scaled into a buffer the loop owns: the adapter's view may be read again
@@ -56,7 +64,11 @@ class Distribution:
         # greedy decoding reuses), one exp, one sum; all into a buffer reused every step.
         self.best = int(logits.argmax())
         self.peak = float(logits[self.best])
-        if -_EXP_SAFE < self.peak < _EXP_SAFE:
+        if exp_sum is not None and work is not None and math.isfinite(self.peak):
+            # the peak's own term is exp(0) = 1, so the total is at least 1
+            self._probs = work
+            self.log_z = self.peak + math.log(exp_sum(logits, work, self.peak))
+        elif -_EXP_SAFE < self.peak < _EXP_SAFE:
             probs = np.exp(logits, out=work)  # no shift needed: exp(peak) cannot overflow
             self._probs = probs
             total = float(probs.sum())

@@ -404,6 +404,7 @@ def governed_part(args: argparse.Namespace) -> None:
     steps: dict[str, list[float]] = {name: [] for name in runs}
     outside: dict[str, list[float]] = {name: [] for name in runs}
     decodes: list[float] = []
+    per_decode: dict[str, list[float]] = {name: [] for name in runs}
     tokens: dict[str, int] = {}
     names = list(runs)
     for rep in range(args.reps):
@@ -414,6 +415,7 @@ def governed_part(args: argparse.Namespace) -> None:
             steps[name] += clock.steps_us()
             outside[name] += clock.outside_decode_us()
             decodes += clock.decode_us()
+            per_decode[name] += clock.decode_us()
 
     timer = _GateTimer(adapter, pm.metric_classes())
     try:
@@ -456,6 +458,8 @@ def governed_part(args: argparse.Namespace) -> None:
         implied = (quiet_decode + cost["raw"]) / (quiet_decode + cost[name])
         print(f"ratio {name + ' / raw':17s} implied by CPU cost (+{cost[name] - cost['raw']:.0f} us per "
               f"token over a {quiet_decode:.0f} us decode): {implied:.3f}  target >= {target}")
+    print("llama_decode wall p50 by variant: "
+          f"{', '.join(f'{k} {statistics.median(v):.0f} us' for k, v in per_decode.items())}")
     print(f"instrumented standard run, {len(timer.gate)} tokens, us per token:")
     for label, values in (("gate (masks + judge + on_commit)", timer.gate),
                           ("Distribution (scale + log-sum-exp)", timer.dist), ("Sampler.draw", timer.draw)):

@@ -95,7 +95,7 @@ class ReleaseBuffer:
         return self._emit(piece, redacted=False, final=final)
 
     def _emit(self, piece: str, *, redacted: bool, final: bool) -> Emission:
-        emission = Emission.model_construct(  # per released piece; the fields are typed already
+        emission = Emission(
             text=piece,
             offset=self.output_chars,
             state_status=self.state_status,

@@ -58,6 +58,7 @@ class TokenLoop(LoopEvents):
         self.steps = 0
         self._scratch = np.empty(self.vocab.size, dtype=np.float32)
         self._work = np.empty(self.vocab.size, dtype=np.float32)
+        self._exp_sum = getattr(adapter, "exp_sum", None)
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, messages: list[Message]) -> Generator[Emission, None, LoopOutcome]:
@@ -83,7 +84,7 @@ class TokenLoop(LoopEvents):
                     return finish
                 continue
             self.steps += 1
-            dist = Distribution(self.adapter.logits(), self.temperature, self._scratch, self._work)
+            dist = Distribution(self.adapter.logits(), self.temperature, self._scratch, self._work, self._exp_sum)
             banned, allowed, min_logit, stop_reason = self._masks(position, dist)
             if stop_reason is not None:
                 finish = yield from self._finish(stop_reason)
@@ -207,8 +208,7 @@ class TokenLoop(LoopEvents):
         self.raw += piece
         self.byte_ends.append(len(self.raw))
         self.text += candidate
-        # built without validation: every field is already of its type, and this runs per token
-        observation = Observation.model_construct(
+        observation = Observation(
             index=len(self.ids) - 1,
             entropy=None,
             token_id=token,

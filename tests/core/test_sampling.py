@@ -353,3 +353,46 @@ def test_log_partition_is_exact_whatever_the_logit_range(offset):
     assert dist.log_z == pytest.approx(reference, abs=1e-4)
     assert dist.best == int(np.argmax(logits))
     assert dist.surprisal(dist.best) == pytest.approx(reference - float(logits.max()), abs=1e-4)
+
+
+# -- an adapter's exp-sum kernel ---------------------------------------------------------------
+
+class CountingExpSum:
+    """A reference ``exp_sum`` (float64 numpy) that counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, x: np.ndarray, out: np.ndarray, shift: float) -> float:
+        self.calls += 1
+        terms = np.exp(x.astype(np.float64) - shift)
+        out[:] = terms
+        return float(terms.sum())
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7, 1.0])
+def test_an_exp_sum_kernel_gives_the_numpy_log_partition(temperature):
+    rng = np.random.default_rng(7)
+    logits = (rng.normal(size=4096) * 6).astype(np.float32)
+    kernel = CountingExpSum()
+    size = logits.size
+    with_kernel = Distribution(logits, temperature, np.empty(size, np.float32), np.empty(size, np.float32), kernel)
+    plain = Distribution(logits, temperature, np.empty(size, np.float32), np.empty(size, np.float32))
+    assert kernel.calls == 1
+    assert with_kernel.log_z == pytest.approx(plain.log_z, rel=1e-6)
+    for token in (0, 17, int(logits.argmax())):
+        assert with_kernel.surprisal(token) == pytest.approx(plain.surprisal(token), rel=1e-5, abs=1e-5)
+    # the sampler's unnormalised weights are the same distribution up to a constant factor
+    ratio = with_kernel.unnormalised() / plain.unnormalised()
+    assert np.allclose(ratio, ratio[0], rtol=1e-5)
+
+
+def test_the_kernel_is_not_used_without_a_work_buffer_or_for_an_infinite_peak():
+    kernel = CountingExpSum()
+    logits = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    Distribution(logits, 0.0, None, None, kernel)
+    assert kernel.calls == 0
+    infinite = np.array([1.0, np.inf, 3.0], dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        dist = Distribution(infinite, 0.0, None, np.empty(3, np.float32), kernel)
+    assert kernel.calls == 0 and dist.best == 1
