@@ -280,7 +280,7 @@ class _Invocation:
         release = ReleaseBuffer(
             state_status=state.status,
             confidence="reduced" if state.degraded else "normal",
-            on_emit=(lambda e: emit_hook(emission=e, scope=self.scope)) if emit_hook else (lambda e: None),
+            on_emit=(lambda e: emit_hook(emission=e, scope=self.scope)) if emit_hook else None,
         )
         max_tokens = min(self.max_tokens or policy.max_tokens, policy.max_tokens)
         if adapter.granularity == "token":

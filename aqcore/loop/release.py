@@ -27,7 +27,7 @@ class ReleaseBuffer:
 
     state_status: StateStatus
     confidence: Confidence
-    on_emit: Callable[[Emission], None]
+    on_emit: Callable[[Emission], None] | None
     released: int = 0
     output_chars: int = 0
     boundaries: list[int] = field(default_factory=list)
@@ -61,12 +61,20 @@ class ReleaseBuffer:
 
     def release(self, text: str, hold: int, *, final: bool = False) -> Emission | None:
         """Release everything up to the last boundary that leaves ``hold`` characters held."""
+        boundaries = self.boundaries
+        if not hold and not self.redactions and not final and boundaries and boundaries[-1] == len(text):
+            # the common step: the text ends at a boundary, nothing is held or redacted
+            if len(text) <= self.released:
+                return None
+            piece = text[self.released :]
+            self.released = len(text)
+            return self._emit(piece, redacted=False, final=False)
         if final:
             limit = len(text)
         else:
             safe = len(text) - hold
-            idx = bisect.bisect_right(self.boundaries, safe)
-            limit = self.boundaries[idx - 1] if idx else 0
+            idx = bisect.bisect_right(boundaries, safe)
+            limit = boundaries[idx - 1] if idx else 0
         for r in self.redactions:
             if r.start < limit < r.end:
                 limit = r.start  # never release half of a redacted span
@@ -106,7 +114,8 @@ class ReleaseBuffer:
         self.output_chars += len(piece)
         self.pieces.append(piece)
         self.emissions.append(emission)
-        self.on_emit(emission)
+        if self.on_emit is not None:
+            self.on_emit(emission)
         return emission
 
     @property

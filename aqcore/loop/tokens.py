@@ -16,6 +16,7 @@ from .outcome import LoopEvents, LoopOutcome
 from .release import ReleaseBuffer
 
 _Decoder = codecs.getincrementaldecoder("utf-8")
+_NO_BANS: set[int] = set()  # shared and never written
 
 
 class TokenLoop(LoopEvents):
@@ -114,24 +115,26 @@ class TokenLoop(LoopEvents):
     def _masks(
         self, position: int, dist: Distribution
     ) -> tuple[set[int], np.ndarray | None, float | None, str | None]:
+        if not self.judge.maskers:
+            # read only: a resample makes a new set (banned | {token})
+            return self.bans.get(position, _NO_BANS), None, None, None
         banned = set(self.bans.get(position, ()))
         allowed: np.ndarray | None = None
         min_logit: float | None = None
         stop_reason = None
-        if self.judge.maskers:
-            step = self._step(position, "", None, 0.0, dist)
-            for metric in self.judge.maskers:
-                mask: Mask | None = metric.mask(step)
-                if mask is None:
-                    continue
-                if mask.banned is not None and len(mask.banned):
-                    banned.update(int(i) for i in mask.banned)
-                if mask.allowed is not None:
-                    allowed = mask.allowed if allowed is None else (allowed & mask.allowed)
-                if mask.min_logit is not None:
-                    min_logit = mask.min_logit if min_logit is None else max(min_logit, mask.min_logit)
-                if mask.stop_reason and stop_reason is None and self._only_eos(mask, dist):
-                    stop_reason = mask.stop_reason
+        step = self._step(position, "", None, 0.0, dist)
+        for metric in self.judge.maskers:
+            mask: Mask | None = metric.mask(step)
+            if mask is None:
+                continue
+            if mask.banned is not None and len(mask.banned):
+                banned.update(int(i) for i in mask.banned)
+            if mask.allowed is not None:
+                allowed = mask.allowed if allowed is None else (allowed & mask.allowed)
+            if mask.min_logit is not None:
+                min_logit = mask.min_logit if min_logit is None else max(min_logit, mask.min_logit)
+            if mask.stop_reason and stop_reason is None and self._only_eos(mask, dist):
+                stop_reason = mask.stop_reason
         return banned, allowed, min_logit, stop_reason
 
     def _only_eos(self, mask: Mask, dist: Distribution) -> bool:
@@ -171,14 +174,16 @@ class TokenLoop(LoopEvents):
         """Judge one candidate. Returns accepted | rejected | rolled_back | finish:<reason>."""
         piece = b"" if token in self.special else self.vocab.token_bytes[token]
         surprisal = dist.surprisal(token)
-        saved = self.decoder.getstate()
+        # nothing looks at candidates (an empty policy): no step to build, nothing to ask, and
+        # nothing can reject the candidate, so the decoder's state need not be saved
+        idle = self.judge.idle
+        saved = None if idle else self.decoder.getstate()
         candidate = self.decoder.decode(piece) if piece else ""
-        # nothing looks at candidates (an empty policy): no step to build, nothing to ask
-        step = None if self.judge.idle else self._step(position, candidate, token, surprisal, dist)
+        step = None if idle else self._step(position, candidate, token, surprisal, dist)
         verdict = self.judge.judge(step) if step is not None else ADMITTED
         kind = verdict.kind
         if kind is not VerdictKind.ADMIT and kind is not VerdictKind.REDACT:
-            self.decoder.setstate(saved)
+            self.decoder.setstate(saved)  # type: ignore[arg-type]  # not idle: saved above
             for v in verdict.interventions:
                 self.judge.count(v)
             if kind is VerdictKind.HALT:

@@ -41,10 +41,11 @@ class ExpSum:
         sizes differ.
     """
 
-    __slots__ = ("_fn", "_out", "_out_address", "_x", "_x_address")
+    __slots__ = ("_fn", "_n", "_out", "_out_address", "_x", "_x_address")
 
     def __init__(self, fn: Any) -> None:
         self._fn = fn
+        self._n = 0
         self._x: np.ndarray | None = None
         self._x_address = 0
         self._out: np.ndarray | None = None
@@ -53,7 +54,8 @@ class ExpSum:
     def __call__(self, x: np.ndarray, out: np.ndarray, shift: float) -> float:
         if x is not self._x or out is not self._out:
             self._bind(x, out)
-        return float(self._fn(x.shape[0], self._out_address, self._x_address, shift))
+        result: float = self._fn(self._n, self._out_address, self._x_address, shift)  # c_double: a float
+        return result
 
     def _bind(self, x: np.ndarray, out: np.ndarray) -> None:
         for name, array in (("x", x), ("out", out)):
@@ -67,6 +69,7 @@ class ExpSum:
         # The arrays are held, so the memory behind a cached address stays alive.
         self._x, self._x_address = x, x.__array_interface__["data"][0]
         self._out, self._out_address = out, out.__array_interface__["data"][0]
+        self._n = x.shape[0]
 
 
 def load_exp_sum(llama_cpp: Any) -> ExpSum | None:
