@@ -4,7 +4,7 @@ allowed-mask. Works on the adapter's buffer without copying it on the common pat
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,9 +15,13 @@ _TOP_P_WINDOW = 1024
 # the vocabulary); above -70 the largest terms are far from subnormal, so the sum is exact enough.
 _EXP_SAFE = 70.0
 
-ExpSum = Callable[[np.ndarray, np.ndarray, float], float]
-"""``exp_sum(x, out, shift)``: writes ``exp(x - shift)`` into ``out`` and returns the sum (an
-adapter's native kernel, see docs/adapters.md)."""
+try:
+    from ._native import exp_sum as _native_exp_sum
+except ImportError:  # aqcore was installed without a C compiler
+    _native_exp_sum = None  # type: ignore[assignment]
+
+NATIVE = _native_exp_sum is not None
+"""Whether the log-partition runs in aqcore's C kernel (else numpy)."""
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,13 @@ class Distribution:
     """One step's distribution: the temperature-scaled logits (in the loop's scratch buffer; the
     adapter's view is never written) and their log-partition.
 
-    ``exp_sum``, when given with a ``work`` buffer, computes the log-partition in one native
-    pass (the adapter's kernel) instead of numpy's exp and sum."""
+    Right after a decode the vocabulary is cold in cache and every pass over it costs several
+    times its warm price, so this takes as few as it can: the argmax (which greedy decoding
+    reuses) and one native pass for the log-partition (:mod:`aqcore._native`, which reads and
+    writes nothing else). The sampler's unnormalised probabilities are computed only when a
+    draw needs them. Without the native module numpy does the same in an exp and a sum."""
 
-    __slots__ = ("_probs", "best", "log_z", "peak", "scaled")
+    __slots__ = ("_probs", "_work", "best", "log_z", "peak", "scaled")
 
     def __init__(
         self,
@@ -53,22 +60,23 @@ class Distribution:
         temperature: float,
         scratch: np.ndarray | None = None,
         work: np.ndarray | None = None,
-        exp_sum: ExpSum | None = None,
     ) -> None:
         if temperature > 0 and temperature != 1.0:
             # scaled into a buffer the loop owns: the adapter's view may be read again
             logits = np.multiply(logits, np.float32(1.0 / temperature), out=scratch)
         self.scaled = logits
-        # Right after a decode the vocabulary is cold in cache and every pass over it costs
-        # several times its warm price, so this takes as few passes as it can: the argmax (which
-        # greedy decoding reuses), one exp, one sum; all into a buffer reused every step.
+        self._work = work
+        self._probs: np.ndarray | None = None
         self.best = int(logits.argmax())
         self.peak = float(logits[self.best])
-        if exp_sum is not None and work is not None and math.isfinite(self.peak):
-            # the peak's own term is exp(0) = 1, so the total is at least 1
-            self._probs = work
-            self.log_z = self.peak + math.log(exp_sum(logits, work, self.peak))
-        elif -_EXP_SAFE < self.peak < _EXP_SAFE:
+        if _native_exp_sum is not None and math.isfinite(self.peak):
+            try:
+                # at least 1: the peak's own term is exp(0)
+                self.log_z = self.peak + math.log(_native_exp_sum(logits, self.peak))
+                return
+            except (ValueError, BufferError):
+                pass  # not a contiguous float32 vector: numpy takes any array
+        if -_EXP_SAFE < self.peak < _EXP_SAFE:
             probs = np.exp(logits, out=work)  # no shift needed: exp(peak) cannot overflow
             self._probs = probs
             total = float(probs.sum())
@@ -90,7 +98,10 @@ class Distribution:
         return self.log_z - float(self.scaled[token])
 
     def unnormalised(self) -> np.ndarray:
-        """exp(scaled - c) for some constant c, reused by the sampler (only ratios matter)."""
+        """exp(scaled - c) for some constant c, for the sampler (only ratios matter)."""
+        if self._probs is None:
+            probs = np.subtract(self.scaled, np.float32(self.peak), out=self._work)
+            self._probs = np.exp(probs, out=probs)
         return self._probs
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 
 
@@ -26,5 +27,11 @@ def run(args: argparse.Namespace) -> int:
     for info in infos:
         status = info.status if not info.error else f"{info.status}: {info.error}"
         table.add_row(info.name, info.distribution, info.version, ", ".join(info.provides), status)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    native = importlib.util.find_spec("aqcore._native") is not None
+    console.print(
+        "log-partition kernel: "
+        + ("native (aqcore._native)" if native else "numpy (aqcore._native was not built: no C compiler?)")
+    )
     return 0

@@ -59,7 +59,6 @@ class TokenLoop(LoopEvents):
         self.steps = 0
         self._scratch = np.empty(self.vocab.size, dtype=np.float32)
         self._work = np.empty(self.vocab.size, dtype=np.float32)
-        self._exp_sum = getattr(adapter, "exp_sum", None)
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, messages: list[Message]) -> Generator[Emission, None, LoopOutcome]:
@@ -85,7 +84,7 @@ class TokenLoop(LoopEvents):
                     return finish
                 continue
             self.steps += 1
-            dist = Distribution(self.adapter.logits(), self.temperature, self._scratch, self._work, self._exp_sum)
+            dist = Distribution(self.adapter.logits(), self.temperature, self._scratch, self._work)
             banned, allowed, min_logit, stop_reason = self._masks(position, dist)
             if stop_reason is not None:
                 finish = yield from self._finish(stop_reason)

@@ -320,6 +320,10 @@ def test_plugins_table_names_the_plugins(aq):
     code, out, _ = aq("plugins")
     assert code == 0
     assert "test-lm" in out and "adapter:test" in out
+    from aqcore.sampling import NATIVE
+
+    expected = "log-partition kernel: native" if NATIVE else "log-partition kernel: numpy"
+    assert expected in out
 
 
 # -- state ----------------------------------------------------------------------------------

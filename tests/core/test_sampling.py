@@ -3,11 +3,16 @@ the log-partition and surprisal, and that the adapter's logits view is never wri
 
 from __future__ import annotations
 
+import math
+import os
 from collections import Counter
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import aqcore.sampling as sampling
 from aqcore.sampling import Distribution, Sampler, SamplingParams
@@ -355,44 +360,99 @@ def test_log_partition_is_exact_whatever_the_logit_range(offset):
     assert dist.surprisal(dist.best) == pytest.approx(reference - float(logits.max()), abs=1e-4)
 
 
-# -- an adapter's exp-sum kernel ---------------------------------------------------------------
+# -- the native log-partition kernel (aqcore/_native.c) -------------------------------------------
 
-class CountingExpSum:
-    """A reference ``exp_sum`` (float64 numpy) that counts its calls."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, x: np.ndarray, out: np.ndarray, shift: float) -> float:
-        self.calls += 1
-        terms = np.exp(x.astype(np.float64) - shift)
-        out[:] = terms
-        return float(terms.sum())
+native = pytest.mark.skipif(not sampling.NATIVE, reason="aqcore._native is not built (no C compiler)")
 
 
-@pytest.mark.parametrize("temperature", [0.0, 0.7, 1.0])
-def test_an_exp_sum_kernel_gives_the_numpy_log_partition(temperature):
-    rng = np.random.default_rng(7)
-    logits = (rng.normal(size=4096) * 6).astype(np.float32)
-    kernel = CountingExpSum()
+def test_the_native_kernel_is_built_where_required():
+    # tox sets AQ_REQUIRE_NATIVE: there the loop must not quietly fall back to numpy
+    if os.environ.get("AQ_REQUIRE_NATIVE"):
+        assert sampling.NATIVE, "aqcore._native was not built"
+
+
+@native
+@pytest.mark.parametrize("size", [1, 15, 16, 17, 1023, 1024, 1025, 4096 + 3, 49152])
+def test_native_exp_sum_counts_every_value_once(size):
+    from aqcore._native import exp_sum
+
+    rng = np.random.default_rng(size)
+    x = (rng.normal(size=size) * 5).astype(np.float32)
+    peak = float(x.max())
+    reference = float(np.exp(x.astype(np.float64) - peak).sum())
+    assert exp_sum(x, peak) == pytest.approx(reference, rel=1e-6)
+
+
+@native
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.float32, st.integers(1, 300), elements=st.floats(-200, 200, width=32)))
+def test_native_exp_sum_matches_float64(x):
+    from aqcore._native import exp_sum
+
+    peak = float(x.max())
+    reference = float(np.exp(x.astype(np.float64) - peak).sum())
+    assert exp_sum(x, peak) == pytest.approx(reference, rel=1e-6)
+
+
+@native
+def test_native_exp_sum_special_values():
+    from aqcore._native import exp_sum
+
+    x = np.array([0.0, -np.inf, -1000.0, -np.inf], dtype=np.float32)
+    assert exp_sum(x, 0.0) == pytest.approx(1.0, rel=1e-6)  # -inf and far-below terms add nothing visible
+    assert math.isnan(exp_sum(np.array([0.0, np.nan], dtype=np.float32), 0.0))
+    # a ctypes float array (what llama.cpp's logits view exposes) is accepted like numpy's
+    import ctypes
+
+    buffer = (ctypes.c_float * 3)(0.0, -1.0, -2.0)
+    assert exp_sum(buffer, 0.0) == pytest.approx(1 + math.exp(-1) + math.exp(-2), rel=1e-6)
+
+
+@native
+@pytest.mark.parametrize(
+    ("x", "error", "match"),
+    [
+        (np.zeros(4, dtype=np.float64), ValueError, "float32 buffer .got format d"),
+        (np.zeros((2, 2), dtype=np.float32), ValueError, "2 dimension"),
+        (np.zeros(8, dtype=np.float32)[::2], ValueError, "not C-contiguous"),
+        ([0.0, 1.0], TypeError, "bytes-like object is required"),
+    ],
+)
+def test_native_exp_sum_refuses_what_is_not_a_float32_vector(x, error, match):
+    from aqcore._native import exp_sum
+
+    with pytest.raises(error, match=match):
+        exp_sum(x, 0.0)
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        exp_sum(np.zeros(2, dtype=np.float32))  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7, 1.0, 1.6])
+@pytest.mark.parametrize("scale", [1.0, 40.0])
+def test_native_and_numpy_distributions_agree(monkeypatch, temperature, scale):
+    rng = np.random.default_rng(11)
+    logits = (rng.normal(size=4099) * 6 + scale * 3).astype(np.float32)
     size = logits.size
-    with_kernel = Distribution(logits, temperature, np.empty(size, np.float32), np.empty(size, np.float32), kernel)
-    plain = Distribution(logits, temperature, np.empty(size, np.float32), np.empty(size, np.float32))
-    assert kernel.calls == 1
-    assert with_kernel.log_z == pytest.approx(plain.log_z, rel=1e-6)
-    for token in (0, 17, int(logits.argmax())):
-        assert with_kernel.surprisal(token) == pytest.approx(plain.surprisal(token), rel=1e-5, abs=1e-5)
-    # the sampler's unnormalised weights are the same distribution up to a constant factor
-    ratio = with_kernel.unnormalised() / plain.unnormalised()
-    assert np.allclose(ratio, ratio[0], rtol=1e-5)
+
+    def make() -> Distribution:
+        return Distribution(logits, temperature, np.empty(size, np.float32), np.empty(size, np.float32))
+
+    first = make()
+    monkeypatch.setattr(sampling, "_native_exp_sum", None)
+    plain = make()
+    assert first.best == plain.best
+    assert first.log_z == pytest.approx(plain.log_z, rel=1e-6, abs=1e-6)
+    for token in (0, 17, first.best):
+        assert first.surprisal(token) == pytest.approx(plain.surprisal(token), rel=1e-5, abs=1e-5)
+    # the sampler's weights (computed lazily on the native path) are the same distribution
+    ratio = first.unnormalised().astype(np.float64) / plain.unnormalised()
+    assert np.allclose(ratio, ratio[first.best], rtol=1e-5)
 
 
-def test_the_kernel_is_not_used_without_a_work_buffer_or_for_an_infinite_peak():
-    kernel = CountingExpSum()
-    logits = np.array([1.0, 2.0, 3.0], dtype=np.float32)
-    Distribution(logits, 0.0, None, None, kernel)
-    assert kernel.calls == 0
-    infinite = np.array([1.0, np.inf, 3.0], dtype=np.float32)
-    with np.errstate(invalid="ignore"):
-        dist = Distribution(infinite, 0.0, None, np.empty(3, np.float32), kernel)
-    assert kernel.calls == 0 and dist.best == 1
+def test_a_float64_or_strided_array_still_gets_a_distribution():
+    # the native kernel takes contiguous float32 only; anything else goes through numpy
+    logits = np.array([0.5, 2.0, -1.0, 0.0], dtype=np.float64)
+    for array in (logits, logits.astype(np.float32).repeat(2)[::2]):
+        dist = Distribution(array, 0.0)
+        assert dist.best == 1
+        assert dist.log_z == pytest.approx(logsumexp64(np.asarray(array)), rel=1e-6)

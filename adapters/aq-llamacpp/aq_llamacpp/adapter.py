@@ -20,7 +20,6 @@ from aqcore.models import Message
 
 from .chat import ChatTemplate, resolve_chat_template
 from .context import DecodeContext
-from .kernels import ExpSum, load_exp_sum
 from .models import ResolvedModel, resolve_model
 from .vocab import cached_vocabulary
 
@@ -120,8 +119,6 @@ class LlamaCppAdapter:
         self._ctx = DecodeContext(
             llama_cpp, self._llm.ctx, n_ctx=self._llm.n_ctx(), n_batch=self._llm.n_batch, n_vocab=n_vocab
         )
-        self.exp_sum: ExpSum | None = load_exp_sum(llama_cpp)
-        """The loop's log-partition kernel (see :mod:`aq_llamacpp.kernels`); None: numpy."""
         self._prompt_len = 0
         self._begun = False
         self._closed = False

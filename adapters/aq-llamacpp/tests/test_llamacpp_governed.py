@@ -276,13 +276,15 @@ def test_the_same_seed_gives_the_same_governed_output(smol, runtime):
 
 @pytest.mark.smollm2
 def test_the_native_log_partition_kernel_changes_no_token_and_no_surprisal(smol, runtime, monkeypatch):
-    # the adapter's ggml exp-sum against numpy's exp and sum: the same governed output, sampled
-    # and greedy, and the same surprisal for every token to float32 precision
-    assert smol.exp_sum is not None
+    # aqcore's C exp-sum against numpy's exp and sum, on real logits: the same governed output,
+    # sampled and greedy, and the same surprisal for every token to float32 precision
+    import aqcore.sampling
+
+    assert aqcore.sampling.NATIVE
     prompt = "Write a short note to a customer about their late order."
     kwargs = {"seed": 3, "temperature": 0.8, "max_tokens": 24}
     with_kernel = [_generate(runtime(smol), prompt, **kwargs)[0], _generate(runtime(smol), prompt)[0]]
-    monkeypatch.setattr(smol, "exp_sum", None)
+    monkeypatch.setattr(aqcore.sampling, "_native_exp_sum", None)
     with_numpy = [_generate(runtime(smol), prompt, **kwargs)[0], _generate(runtime(smol), prompt)[0]]
     for native, plain in zip(with_kernel, with_numpy, strict=True):
         assert native.text == plain.text
