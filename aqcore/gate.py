@@ -56,7 +56,7 @@ class Mask:
     stop_reason: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     """One candidate under judgement.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import GateError
 from ..gate import GateContext, GateMetric, Step
@@ -22,19 +22,28 @@ _SEVERITY = {
 PluginGate = Callable[[Step, GateContext], list[Verdict | None]]
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Judgement:
-    """The combined answer for one step."""
+    """The combined answer for one step (shared between steps when it is a plain admit)."""
 
     kind: VerdictKind = VerdictKind.ADMIT
     hold: int = 0
     chars: int = 0
     decisive: Verdict | None = None
-    redactions: list[Verdict] = field(default_factory=list)
-    interventions: list[Verdict] = field(default_factory=list)
+    redactions: tuple[Verdict, ...] = ()
+    interventions: tuple[Verdict, ...] = ()
 
 
-ADMITTED = Judgement()  # shared answer when nothing judges (never mutated)
+ADMITTED = Judgement()  # every metric admits and holds nothing back
+_HELD: dict[int, Judgement] = {}  # admits that hold back n characters, made once each
+
+
+def held(hold: int) -> Judgement:
+    """The shared admit that holds back ``hold`` characters."""
+    judgement = _HELD.get(hold)
+    if judgement is None:
+        judgement = _HELD.setdefault(hold, Judgement(hold=hold))
+    return judgement
 
 
 class Judge:
@@ -53,35 +62,42 @@ class Judge:
         self.idle = not self.evaluators and not self.committers and plugin_gate is None
 
     def judge(self, step: Step) -> Judgement:
-        verdicts: list[Verdict] = []
+        hold = 0
+        interventions: list[Verdict] | None = None
         for metric in self.evaluators:
             try:
                 verdict = metric.evaluate(step)
             except Exception as exc:
                 raise GateError(f"gate metric {metric.name!r} failed on step {step.index}: {exc}") from exc
-            if verdict is not None:
-                verdicts.append(verdict)
-        if self.plugin_gate is not None:
-            verdicts.extend(v for v in self.plugin_gate(step, self.context) if v is not None)
-        result = Judgement()
-        for verdict in verdicts:
-            if not isinstance(verdict, Verdict):
-                raise GateError(f"gate returned {verdict!r} on step {step.index}; expected a Verdict or None")
-            kind = verdict.kind
-            if kind is VerdictKind.ADMIT:
-                result.hold = max(result.hold, verdict.hold)
+            if verdict is None:
                 continue
-            result.interventions.append(verdict)
-            if kind is VerdictKind.REDACT:
-                result.redactions.append(verdict)
-                result.hold = max(result.hold, verdict.hold)
-            if _SEVERITY[kind] > _SEVERITY[result.kind] or (
-                kind is result.kind is VerdictKind.ROLLBACK and verdict.chars > result.chars
-            ):
-                result.kind = kind
-                result.decisive = verdict
-                result.chars = verdict.chars if kind is VerdictKind.ROLLBACK else result.chars
-        return result
+            if verdict.__class__ is not Verdict and not isinstance(verdict, Verdict):
+                raise GateError(
+                    f"gate metric {metric.name!r} returned {verdict!r} on step {step.index}; "
+                    "expected a Verdict or None"
+                )
+            if verdict.kind is VerdictKind.ADMIT:
+                if verdict.hold > hold:
+                    hold = verdict.hold
+            elif interventions is None:
+                interventions = [verdict]
+            else:
+                interventions.append(verdict)
+        if self.plugin_gate is not None:
+            for verdict in self.plugin_gate(step, self.context):
+                if verdict is None:
+                    continue
+                if not isinstance(verdict, Verdict):
+                    raise GateError(f"gate returned {verdict!r} on step {step.index}; expected a Verdict or None")
+                if verdict.kind is VerdictKind.ADMIT:
+                    hold = max(hold, verdict.hold)
+                elif interventions is None:
+                    interventions = [verdict]
+                else:
+                    interventions.append(verdict)
+        if interventions is None:
+            return held(hold) if hold else ADMITTED
+        return _combine(hold, interventions)
 
     def count(self, verdict: Verdict) -> None:
         self.counts[(verdict.metric, verdict.kind.value)] += 1
@@ -91,3 +107,22 @@ class Judge:
         for (metric, kind), n in sorted(self.counts.items()):
             out.setdefault(metric, {})[kind] = n
         return out
+
+
+def _combine(hold: int, interventions: list[Verdict]) -> Judgement:
+    """halt > rollback > reject > redact; among rollbacks the longest; redactions add holds."""
+    kind = VerdictKind.ADMIT
+    chars = 0
+    decisive: Verdict | None = None
+    redactions: list[Verdict] = []
+    for verdict in interventions:
+        if verdict.kind is VerdictKind.REDACT:
+            redactions.append(verdict)
+            hold = max(hold, verdict.hold)
+        if _SEVERITY[verdict.kind] > _SEVERITY[kind] or (
+            verdict.kind is kind is VerdictKind.ROLLBACK and verdict.chars > chars
+        ):
+            kind = verdict.kind
+            decisive = verdict
+            chars = verdict.chars if kind is VerdictKind.ROLLBACK else chars
+    return Judgement(kind, hold, chars, decisive, tuple(redactions), tuple(interventions))

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..adapters import TokenAdapter
 from ..gate import GateContext, Mask, Step
-from ..models import Emission, Message, Observation, VerdictKind
+from ..models import Emission, Message, Observation, Verdict, VerdictKind
 from ..sampling import Distribution, Sampler, threshold_mask
 from .judge import ADMITTED, Judge
 from .outcome import LoopEvents, LoopOutcome
@@ -206,7 +206,7 @@ class TokenLoop(LoopEvents):
         return "accepted"
 
     def _accept(self, token: int, piece: bytes, candidate: str, surprisal: float, step: Step | None,
-                interventions: list) -> None:
+                interventions: tuple[Verdict, ...]) -> None:
         self.adapter.accept(token)
         self.ids.append(token)
         self.raw += piece
@@ -219,7 +219,7 @@ class TokenLoop(LoopEvents):
             text=candidate,
             logprob=-surprisal,
             surprisal=surprisal,
-            verdicts=list(interventions),
+            verdicts=list(interventions) if interventions else [],
         )
         self.observations.append(observation)
         self.out.commit_boundary(len(self.text))

@@ -274,3 +274,44 @@ def test_logits_buffer_is_not_scaled_twice(make_runtime):
     runtime.generate("x", agent="a", conversation="c", temperature=0.5, seed=1)
     view = adapter.logits()
     assert np.isclose(view.max(), 9.0)
+
+
+class ReturnsText(Phrase):
+    """A broken metric: answers with a string instead of a Verdict."""
+
+    name = "returns_text"
+
+    def evaluate(self, step):  # type: ignore[override]
+        return "admit"
+
+
+def test_a_metric_answering_with_something_else_than_a_verdict_is_a_gate_error_naming_it(
+    make_runtime, register_metrics
+):
+    from aqcore.errors import GateError
+
+    register_metrics(ReturnsText)
+    adapter = ScriptedAdapter.from_pieces(["Hello", "."])
+    runtime = make_runtime(adapter, {"metrics": {"returns_text": {}}})
+    expected = "gate metric 'returns_text' returned 'admit' on step 0; expected a Verdict"
+    with pytest.raises(GateError, match=expected) as caught:
+        runtime.generate("hi", agent="a", conversation="c")
+    assert caught.value.result.finish_reason == "error"  # type: ignore[attr-defined]
+    assert caught.value.result.text == ""  # type: ignore[attr-defined]
+
+
+def test_admits_with_holds_combine_to_the_longest_hold_and_interventions_keep_their_order():
+    from aqcore.loop.judge import ADMITTED, _combine, held
+    from aqcore.models import Verdict, VerdictKind
+
+    assert held(3) is held(3) and held(3).hold == 3 and held(3).kind is VerdictKind.ADMIT
+    assert ADMITTED.hold == 0 and not ADMITTED.interventions
+    redact = Verdict(metric="a", kind=VerdictKind.REDACT, start=0, end=2, replacement="x", hold=5)
+    short = Verdict(metric="b", kind=VerdictKind.ROLLBACK, chars=2)
+    long = Verdict(metric="c", kind=VerdictKind.ROLLBACK, chars=7)
+    judgement = _combine(1, [redact, short, long])
+    assert judgement.kind is VerdictKind.ROLLBACK and judgement.chars == 7 and judgement.decisive is long
+    assert judgement.hold == 5 and judgement.redactions == (redact,)
+    assert judgement.interventions == (redact, short, long)
+    halted = _combine(0, [long, Verdict(metric="d", kind=VerdictKind.HALT)])
+    assert halted.kind is VerdictKind.HALT and halted.decisive.metric == "d"  # type: ignore[union-attr]
