@@ -121,6 +121,8 @@ class Commitments(ScanningMetric):
                     break
                 for slot, value in self._pairs(extractor, match.groupdict()):
                     found.append((match.start(), match.end(), slot, value, extractor.scope))
+        if not found:
+            return Scan(self.held(step, hold), hold)
         found.sort()
         known = {(m.scope, m.slot): m.value for m in self._made}
         new: list[_Made] = []

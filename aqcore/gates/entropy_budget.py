@@ -60,6 +60,8 @@ class EntropyBudget(GateMetric):
             budgets.agent - context.agent_state.entropy_spent if budgets.agent is not None else None,
         ]
         self._stored_left = min((b for b in stored if b is not None), default=None)
+        # the tightest budget, spent or not (min(a, b) - s == min(a - s, b - s) in floating point)
+        self._limit = min((b for b in (self._invocation, self._stored_left) if b is not None), default=None)
         vocab = context.vocab
         self._eos = np.fromiter(sorted(vocab.eos_ids), dtype=np.intp) if vocab is not None else None
         self._eos_set = vocab.eos_ids if vocab is not None else frozenset()
@@ -70,25 +72,25 @@ class EntropyBudget(GateMetric):
     @property
     def bounded(self) -> bool:
         """Whether any budget applies."""
-        return self._invocation is not None or self._stored_left is not None
+        return self._limit is not None
 
     def spent(self, observations: list[Observation]) -> float:
         """This invocation's spend so far (kept incrementally; recomputed after a rollback)."""
         n = len(observations)
-        if n < self._spent_count:
+        count = self._spent_count
+        if n == count + 1:  # the usual step: one more observation
+            self._spent += observations[-1].surprisal
+        elif n < count:
             self._spent = math.fsum(o.surprisal for o in observations)
-        else:
-            self._spent += math.fsum(o.surprisal for o in observations[self._spent_count :])
+        elif n > count:
+            self._spent += math.fsum(o.surprisal for o in observations[count:])
         self._spent_count = n
         return self._spent
 
     def remaining(self, observations: list[Observation]) -> float | None:
         """The smallest remaining budget in nats (None: unbounded)."""
-        if not self.bounded:
-            return None
-        spent = self.spent(observations)
-        left = [b - spent for b in (self._invocation, self._stored_left) if b is not None]
-        return min(left)
+        limit = self._limit
+        return None if limit is None else limit - self.spent(observations)
 
     def mask(self, step: Step) -> Mask | None:
         logits = step.scaled_logits
