@@ -31,6 +31,7 @@ from aqcore.gates.builtin import BUILTIN_METRICS  # noqa: E402
 from aqcore.loop.judge import Judge  # noqa: E402
 from aqcore.models import AgentState, ConversationState, Observation, Scope, VerdictKind  # noqa: E402
 from aqcore.policy import load_policy  # noqa: E402
+from aqcore.sampling import NATIVE, Distribution  # noqa: E402
 
 VOCAB_SIZE = 49_152
 REPLY = (
@@ -148,15 +149,16 @@ def main() -> None:
         metrics = [metrics_by_name[name](settings, context) for name, settings in policy.metrics.items()]
         judge = Judge(metrics, context, None)
         text, observations = "", []
+        scratch = np.empty(vocab.size, dtype=np.float32)
+        work = np.empty(vocab.size, dtype=np.float32)
         for position, token in enumerate(ids):
             # -- the loop's own work: the distribution (timed for reference only) --------
             t0 = time.perf_counter_ns()
             raw = logits_bank[position % len(logits_bank)]
             raw[token] = raw.max() + 1.0  # the "model" prefers the scripted token
-            scaled = raw / np.float32(0.7)
-            top = float(scaled.max())
-            log_z = top + float(np.log(np.exp(scaled - top).sum()))
-            surprisal = log_z - float(scaled[token])
+            dist = Distribution(raw, 0.7, scratch, work)
+            scaled, log_z = dist.scaled, dist.log_z
+            surprisal = dist.surprisal(token)
             t1 = time.perf_counter_ns()
             # -- the gate: masks ---------------------------------------------------------
             step = Step(
@@ -213,7 +215,8 @@ def main() -> None:
     print(f"{'':28}{'p50 µs':>10}{'p99 µs':>10}{'mean µs':>10}")
     rows = [("gate total (mask+judge+commit)", total), ("  masks", mask_us), ("  judge + commit", judge_us)]
     rows += [(f"    {name} (one call)", values) for name, values in per_metric.items() if values]
-    rows += [("loop's log-sum-exp (ref.)", loop_us)]
+    kernel = "native" if NATIVE else "numpy"
+    rows += [(f"loop's distribution ({kernel}, ref.)", loop_us)]
     for label, values in rows:
         print(
             f"{label:28}{percentile(values, 0.5):10.1f}{percentile(values, 0.99):10.1f}"
