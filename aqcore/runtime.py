@@ -7,26 +7,29 @@ import hashlib
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .adapters import TokenAdapter, UnitAdapter, UnitRequest
 from .config import RuntimeConfig, load_config
 from .errors import AdapterError, AqError, UsageError
 from .gate import GateContext, GateMetric, Step
 from .log import get_logger
-from .loop import TokenLoop, UnitLoop
 from .loop.judge import Judge
 from .loop.outcome import LoopEvent, LoopOutcome
 from .loop.release import ReleaseBuffer
+from .loop.units import UnitLoop
 from .models import Commitment, Emission, GenerationResult, Message, Scope, Turn, Verdict
+from .params import SamplingParams
 from .plugins import AqPluginManager, get_plugin_manager
 from .policy import Policy, load_policy
-from .sampling import Sampler, SamplingParams
 from .state.journal import Journal, default_journal_dir
 from .state.keys import agent_key, conversation_key
 from .state.session import LoadedState, StateManager
 from .state.update import StateUpdate
 from .urls import mask_url, store_identity
+
+if TYPE_CHECKING:
+    from .loop.tokens import TokenLoop
 
 log = get_logger("aq.runtime")
 
@@ -284,6 +287,9 @@ class _Invocation:
         )
         max_tokens = min(self.max_tokens or policy.max_tokens, policy.max_tokens)
         if adapter.granularity == "token":
+            from .loop.tokens import TokenLoop
+            from .sampling import Sampler
+
             loop: TokenLoop | UnitLoop = TokenLoop(
                 adapter, judge, context, Sampler(params), release,  # type: ignore[arg-type]
                 max_tokens=max_tokens, max_rollbacks=policy.max_rollbacks,

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from dataclasses import dataclass
 
 import numpy as np
+
+from .params import SamplingParams
+
+__all__ = ["NATIVE", "Distribution", "Sampler", "SamplingParams", "threshold_mask"]
 
 # top-p first looks at this many best candidates before it falls back to a full sort.
 _TOP_P_WINDOW = 1024
@@ -22,24 +25,6 @@ except ImportError:  # aqcore was installed without a C compiler
 
 NATIVE = _native_exp_sum is not None
 """Whether the log-partition runs in aqcore's C kernel (else numpy)."""
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """``temperature == 0`` is greedy decoding."""
-
-    temperature: float = 0.0
-    top_k: int = 0
-    top_p: float = 1.0
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (got {self.temperature})")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1] (got {self.top_p})")
-        if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0 (got {self.top_k})")
 
 
 class Distribution:

@@ -19,12 +19,15 @@ against the conversation and agent budgets. The loop stores the spend per scope.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import Field
 
 from ..gate import GateContext, GateMetric, Mask, MetricSettings, Step
 from ..models import Observation, Verdict, VerdictKind
+
+if TYPE_CHECKING:
+    import numpy as np
 
 STOP_REASON = "budget_exhausted"
 _SLACK = 1e-6  # float32 logits vs float64 sums: never reject a token the mask let through
@@ -63,7 +66,11 @@ class EntropyBudget(GateMetric):
         # the tightest budget, spent or not (min(a, b) - s == min(a - s, b - s) in floating point)
         self._limit = min((b for b in (self._invocation, self._stored_left) if b is not None), default=None)
         vocab = context.vocab
-        self._eos = np.fromiter(sorted(vocab.eos_ids), dtype=np.intp) if vocab is not None else None
+        self._eos: np.ndarray | None = None
+        if vocab is not None:
+            import numpy as np  # only token adapters give a vocabulary; aq starts without numpy
+
+            self._eos = np.fromiter(sorted(vocab.eos_ids), dtype=np.intp)
         self._eos_set = vocab.eos_ids if vocab is not None else frozenset()
         self._buffer: np.ndarray | None = None
         self._spent_count = 0
@@ -102,6 +109,8 @@ class EntropyBudget(GateMetric):
         if remaining is not None and cap is None:
             # a threshold, not an array: the loop only builds a mask when the best token fails it
             return Mask(min_logit=step.log_z - max(remaining, 0.0) - _SLACK, stop_reason=STOP_REASON)
+        import numpy as np
+
         if remaining is not None:
             if self._buffer is None or self._buffer.shape != logits.shape:
                 self._buffer = np.empty(logits.shape, dtype=bool)
@@ -120,6 +129,8 @@ class EntropyBudget(GateMetric):
     def _top_set(self, logits: np.ndarray, log_z: float, cap: float) -> np.ndarray | None:
         """The smallest set of most likely tokens holding ``restrict_mass``, if the entropy of
         the distribution is above ``cap``; else None."""
+        import numpy as np
+
         logp = logits - np.float32(log_z)
         p = np.exp(logp)
         finite = np.isfinite(logp)

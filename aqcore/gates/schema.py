@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field, model_validator
 
 from ..errors import GateError
@@ -97,6 +96,8 @@ class Schema(GateMetric):
     def mask(self, step: Step) -> Mask | None:
         if self._bitmask is None:
             return None
+        import numpy as np  # loaded with llguidance.numpy in __init__; not at aq's start
+
         self._fill(self._matcher, self._bitmask)
         bits = np.unpackbits(self._bitmask.view(np.uint8), bitorder="little")[: self._size]
         return Mask(allowed=bits.view(np.bool_), stop_reason=STOP_REASON)
