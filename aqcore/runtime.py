@@ -287,6 +287,7 @@ class _Invocation:
         )
         max_tokens = min(self.max_tokens or policy.max_tokens, policy.max_tokens)
         if adapter.granularity == "token":
+            # numpy comes with these: a runtime on a unit (closed-API) adapter never imports it
             from .loop.tokens import TokenLoop
             from .sampling import Sampler
 
