@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Generator
+from collections.abc import Set as AbstractSet
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from .outcome import LoopEvents, LoopOutcome
 from .release import ReleaseBuffer
 
 _Decoder = codecs.getincrementaldecoder("utf-8")
-_NO_BANS: set[int] = set()  # shared and never written
+_NO_BANS: frozenset[int] = frozenset()
 
 
 class TokenLoop(LoopEvents):
@@ -113,7 +114,7 @@ class TokenLoop(LoopEvents):
 
     def _masks(
         self, position: int, dist: Distribution
-    ) -> tuple[set[int], np.ndarray | None, float | None, str | None]:
+    ) -> tuple[AbstractSet[int], np.ndarray | None, float | None, str | None]:
         if not self.judge.maskers:
             # read only: a resample makes a new set (banned | {token})
             return self.bans.get(position, _NO_BANS), None, None, None
