@@ -4,6 +4,7 @@ rule for patterns that may still grow."""
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import TYPE_CHECKING, Literal
 
@@ -98,6 +99,53 @@ def admit(metric: GateMetric, step: Step, hold_from: int | None) -> Verdict | No
     if hold_from is None or hold_from >= len(step.text):
         return None
     return admit_hold(metric, len(step.text) - hold_from)
+
+
+# Constructs that make the first character of a match a poor witness of where one can start:
+# look-arounds and \B, \G, \K, \M read or move outside the match, fuzzy matching may replace the
+# first character, \X may extend what came before, (?r) matches backwards, conditionals branch on
+# groups. A pattern with any of them (or anything that looks like one) is always scanned.
+_CONTEXT_SENSITIVE = re.compile(r"\(\?<[=!]|\(\?[=!(]|\\[BGKMX]|\(\?[a-zA-Z-]*r|\{[^}]*[eids]\s*[<=]")
+_STARTERS_CACHE_LIMIT = 4096
+
+
+class Starters:
+    r"""Which characters can begin a match (complete or partial) of a pattern.
+
+    A character ``c`` is counted when ``pattern.match(c, partial=True)`` finds a match: on ``c``
+    alone every assertion at the start sees its most permissive context (``\b``, ``^`` and
+    ``\A`` hold there), so this over-approximates the characters that can begin a match
+    anywhere in a text. A scan that had nothing pending can therefore skip
+    text none of whose characters can begin a match. Patterns whose first character is not
+    such a witness (see ``_CONTEXT_SENSITIVE``) say every character can."""
+
+    def __init__(self, pattern: regex.Pattern[str]) -> None:
+        import regex
+
+        self._pattern = pattern
+        self.exact = not _CONTEXT_SENSITIVE.search(pattern.pattern) and not pattern.flags & regex.REVERSE
+        self._known: dict[str, bool] = {}
+
+    def any_in(self, text: str) -> bool:
+        """Whether a match could begin at some character of ``text``."""
+        if not self.exact:
+            return True
+        known = self._known
+        for char in text:
+            begins = known.get(char)
+            if begins is None:
+                begins = self._pattern.match(char, partial=True) is not None
+                if len(known) < _STARTERS_CACHE_LIMIT:
+                    known[char] = begins
+            if begins:
+                return True
+        return False
+
+
+@cache
+def starters(pattern: regex.Pattern[str]) -> Starters:
+    """One :class:`Starters` per compiled pattern, shared by every invocation."""
+    return Starters(pattern)
 
 
 _CONTINUATION = frozenset(" .-/()+\u00a0")

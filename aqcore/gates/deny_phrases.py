@@ -23,7 +23,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..gate import GateContext, GateMetric, MetricSettings, Step
 from ..models import Observation, Verdict
-from .common import ViolationAction, admit, committed_length, compile_regex, violation
+from .common import Starters, ViolationAction, admit, committed_length, compile_regex, starters, violation
 from .normalize import NormalizedText, normalize_phrase
 
 if TYPE_CHECKING:
@@ -71,6 +71,8 @@ class _Matcher:
     automaton: ahocorasick.Automaton | None
     longest: int
     regexes: list[regex.Pattern[str]] = field(default_factory=list)
+    # per regex, which characters can begin a match (see common.Starters)
+    starters: list[Starters] = field(default_factory=list)
     # The same phrases as a deterministic Aho-Corasick automaton walked in Python, one state
     # per normalised character, so that a step only reads its own new characters:
     # delta[s][c] is the next state (absent: the root), out[s] whether a phrase ends in s,
@@ -128,6 +130,7 @@ def _matcher(settings: DenyPhrasesSettings) -> _Matcher:
 def _build_matcher(raw_phrases: tuple[str, ...], patterns: tuple[str, ...]) -> _Matcher:
     """Compile once per distinct configuration; every invocation under it shares the result."""
     phrases = sorted({normalize_phrase(p) for p in raw_phrases})
+    regexes = [compile_regex(p, ignore_case=True) for p in patterns]
     automaton = None
     delta: list[dict[str, int]] = []
     out: list[bool] = []
@@ -142,7 +145,8 @@ def _build_matcher(raw_phrases: tuple[str, ...], patterns: tuple[str, ...]) -> _
         phrases=phrases,
         automaton=automaton,
         longest=max((len(p) for p in phrases), default=0),
-        regexes=[compile_regex(p, ignore_case=True) for p in patterns],
+        regexes=regexes,
+        starters=[starters(r) for r in regexes],
         delta=delta,
         out=out,
         depth=depth,
@@ -157,6 +161,7 @@ class _Analysis:
     hold_norm: int  # normalised characters held back after this step
     state: int | None = None  # automaton state after the candidate
     clean: bool = True  # nothing was found (the verdict is an admit)
+    regex_pending: bool = True  # a regex's partial match is held (True when not known)
 
 
 class DenyPhrases(GateMetric):
@@ -181,6 +186,9 @@ class DenyPhrases(GateMetric):
         # phrase starts inside the held tail. Under that invariant the automaton state alone
         # says what the full scan of the tail would find.
         self._clean = True
+        # No regex had a partial match in the committed text's tail: then a regex match can only
+        # begin in the new text, at a character that can begin one (see _quick).
+        self._regex_pending = False
 
     def evaluate(self, step: Step) -> Verdict | None:
         analysis = self._analyse(step)
@@ -195,6 +203,7 @@ class DenyPhrases(GateMetric):
         self._norm.append_piece(step.candidate, *analysis.piece)
         self._hold_norm = analysis.hold_norm
         self._state = analysis.state
+        self._regex_pending = analysis.regex_pending
         if not analysis.clean:
             self._clean = False
         verdict = analysis.verdict
@@ -209,6 +218,7 @@ class DenyPhrases(GateMetric):
         self._last = None
         self._state = None
         self._clean = not self._redacted
+        self._regex_pending = True
 
     # -- internals -------------------------------------------------------------------------
 
@@ -221,6 +231,7 @@ class DenyPhrases(GateMetric):
             self._redacted = [(s, e) for s, e in self._redacted if e <= committed]
             self._state = None
             self._clean = not self._redacted
+            self._regex_pending = True
 
     def _analyse(self, step: Step) -> _Analysis:
         self._sync(step)
@@ -247,21 +258,30 @@ class DenyPhrases(GateMetric):
         n0 = len(base.norm)
         total = n0 + len(piece[0])
         hold = total - self._m.depth[state]
+        regex_pending = False
         if self._m.regexes:
-            norm = base.norm + piece[0]
+            new = piece[0]
+            norm: str | None = None
             scan_from = max(0, n0 - self._hold_norm)
-            for pattern in self._m.regexes:
+            for pattern, begins in zip(self._m.regexes, self._m.starters, strict=True):
+                if not self._regex_pending and not begins.any_in(new):
+                    # nothing of this pattern was pending, and no match can begin in the new
+                    # text: the scan would find nothing
+                    continue
+                if norm is None:
+                    norm = base.norm + new
                 for match in pattern.finditer(norm, scan_from, partial=True):
                     if match.end() == match.start():
                         continue
                     if not match.partial:
                         return None
                     hold = min(hold, match.start())
+                    regex_pending = True
         verdict = None
         if hold < total:
             raw = base.starts[hold] if hold < n0 else piece[1][hold - n0]
             verdict = admit(self, step, raw)
-        return _Analysis(step.text, verdict, piece, total - hold, state)
+        return _Analysis(step.text, verdict, piece, total - hold, state, regex_pending=regex_pending)
 
     def _full(self, step: Step, piece: tuple[str, list[int], list[int]], state: int | None) -> _Analysis:
         """Scan the whole unsettled tail with the automaton and the regexes."""
@@ -289,12 +309,14 @@ class DenyPhrases(GateMetric):
                     found.append((start, end_index + 1, f"phrase {m.phrases[i]!r}"))
             if not step.is_final:
                 hold = self._prefix_hold(norm, len(norm) - scan_from)
+        regex_pending = False
         for pattern in m.regexes:
             for match in pattern.finditer(norm, scan_from, partial=not step.is_final):
                 if match.end() == match.start():
                     continue
                 if match.partial:
                     hold = min(hold, match.start())
+                    regex_pending = True
                 elif not self._redacted_span(raw_of(match.start()), raw_end(match.end() - 1)):
                     found.append((match.start(), match.end(), f"pattern {pattern.pattern!r}"))
 
@@ -302,7 +324,7 @@ class DenyPhrases(GateMetric):
             return admit(self, step, raw_of(index) if index < len(norm) else None)
 
         if not found:
-            return _Analysis(step.text, held(hold), piece, len(norm) - hold, state)
+            return _Analysis(step.text, held(hold), piece, len(norm) - hold, state, regex_pending=regex_pending)
         found.sort()
         action = self.settings.on_violation
         if action != "redact":

@@ -1,6 +1,7 @@
 """The per-token fast paths of the text metrics (pii and grounding skip the regex scan of a
-quiet tail; deny_phrases walks its automaton incrementally; ASCII pieces normalise without the
-per-character fold) give exactly the verdicts of the full scan: same verdict at every step
+quiet tail; deny_phrases walks its automaton incrementally and, like commitments, skips a
+regex when nothing of it is pending and no new character can begin a match; ASCII pieces
+normalise without the per-character fold) give exactly the verdicts of the full scan: same verdict at every step
 (kind, hold, span, replacement, reason), same released text, over random texts cut into
 random tokens."""
 
@@ -14,6 +15,7 @@ from gatedriver import bind, context, drive, policy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aqcore.gates.commitments import Commitments
 from aqcore.gates.deny_phrases import DenyPhrases
 from aqcore.gates.grounding import Grounding
 from aqcore.gates.normalize import NormalizedText, fold_char
@@ -46,6 +48,22 @@ GROUNDING_FRAGMENTS = [
     "the order ", "1,250.00", "1250", "42", "7", "3.50", ".", ",", " ", "\"quoted text here\"",
     "“curly quote”", "\"", "“", "word", "٣", "é", "12", "99", " items", "2024-03-05", "$",
 ]
+
+COMMITMENT_FRAGMENTS = [
+    "Your ", "refund", " of", " is", " $", "25", ".00", "30", ",", "Refund ", "REFUND OF ", "amount",
+    " amount is ", "order", " ", "#", "AB-", "1234", "XYZ-9876", "order id ", "no. ", "r", "o", "e",
+    "f", "d", "\n", "é", "and", " the", ".", "total ", "total 12",
+]
+COMMITMENTS = {
+    "extractors": [
+        {
+            "pattern": r"refund (?:of|amount of|amount is|is) \$?(?P<value>\d[\d,]*(?:\.\d{2})?)",
+            "slot": "refund_amount",
+        },
+        {"pattern": r"order (?:id |number |no\. ?|#)?(?P<order_id>[A-Z]{2,4}-\d{3,10})"},
+        {"pattern": r"(?<=total )(?P<value>\d+)", "slot": "total"},  # a look-behind: always scanned
+    ],
+}
 
 DENY = {
     "phrases": [
@@ -203,3 +221,24 @@ def test_ascii_piece_equals_the_per_character_fold(pieces: list[str]) -> None:
                 slow_ends.append(pos + 1)
             pos += 1
     assert (fast.norm, fast.starts, fast.ends, fast.raw_len) == (slow_norm, slow_starts, slow_ends, pos)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    parts=st.lists(st.sampled_from(COMMITMENT_FRAGMENTS), min_size=1, max_size=14),
+    cuts=CUTS,
+    extractors=st.sampled_from([slice(0, 1), slice(1, 2), slice(0, 3)]),
+)
+def test_commitments_fast_path_gives_the_full_scans_verdicts(
+    parts: list[str], cuts: set[int], extractors: slice
+) -> None:
+    table = {"extractors": COMMITMENTS["extractors"][extractors]}
+    _same({"commitments": table}, _cut("".join(parts), cuts), Commitments)
+
+
+@pytest.mark.parametrize(
+    "text", ["Your refund of $25.00 and then a refund of $30", "order #AB-1234, order XYZ-9876", "a total 12, total 7"]
+)
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_commitments_fast_path_on_every_small_cut(text: str, width: int) -> None:
+    _same({"commitments": COMMITMENTS}, [text[i : i + width] for i in range(0, len(text), width)], Commitments)
