@@ -25,6 +25,12 @@ class StateBackend(Protocol):
 
     Backends raise :class:`aqcore.errors.StateUnavailable` when they cannot answer (down,
     timeout); anything else they raise is treated the same way by the runtime.
+
+    The runtime runs each store operation on a worker thread so that it can give up on one
+    that hangs. A backend whose calls do no I/O and cannot hang may say so with a class
+    attribute ``blocking = False``; its calls then run on the caller's thread, which saves a
+    thread hand-off (about 0.1 ms) per operation. Without the attribute a backend counts as
+    blocking.
     """
 
     url: str

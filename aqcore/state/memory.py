@@ -18,6 +18,8 @@ _STORES_LOCK = threading.Lock()
 class MemoryBackend:
     """A dict of versioned documents behind a lock."""
 
+    blocking = False  # no I/O: nothing to give up on, so no deadline thread
+
     def __init__(self, url: str = "memory:") -> None:
         self.url = url
         self._docs: dict[str, Versioned] = {}

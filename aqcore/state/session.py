@@ -63,6 +63,8 @@ class StateManager:
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        # see StateBackend: a backend that cannot hang needs no deadline thread
+        self._deadline = timeout_s is not None and getattr(backend, "blocking", True)
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run one store operation (one or more backend calls) under the deadline; any failure
@@ -72,7 +74,7 @@ class StateManager:
         (about 0.1 ms on a busy 2-core machine), so a scope's load is one, and an update's
         load, merge and compare-and-set, retries included, is another."""
         try:
-            if self.timeout_s is None:
+            if not self._deadline:
                 return fn(*args)
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aq-state")

@@ -25,6 +25,8 @@ from .metrics_for_tests import Phrase
 class FlakyBackend(MemoryBackend):
     """A real in-memory store that can be told to fail, hang or lose every CAS."""
 
+    blocking = True  # it can hang: the runtime must keep its deadline thread
+
     def __init__(self) -> None:
         super().__init__("flaky:")
         self.mode = "ok"
@@ -258,3 +260,53 @@ def test_urls_with_several_hosts_are_masked_and_identified():
     assert "pw" not in mask_url(url) and "h2:7001,h1:7000" in mask_url(url)
     assert store_identity(url) == store_identity("redis+cluster://h1:7000,h2:7001/")
     assert store_identity(url) != store_identity("redis+cluster://h1:7000,h3:7002/")
+
+
+class PlainBackend:
+    """A backend written against the protocol alone (no ``blocking`` attribute)."""
+
+    url = "plain:"
+
+    def __init__(self) -> None:
+        self.inner = MemoryBackend("plain:")
+        self.threads: set[str] = set()
+
+    def load(self, key: str) -> Versioned | None:
+        self.threads.add(threading.current_thread().name)
+        return self.inner.load(key)
+
+    def compare_and_set(self, key: str, expected_version: int, doc: dict[str, Any]) -> bool:
+        self.threads.add(threading.current_thread().name)
+        return self.inner.compare_and_set(key, expected_version, doc)
+
+    def delete(self, key: str) -> bool:
+        return self.inner.delete(key)
+
+    def keys(self, prefix: str) -> Any:
+        return self.inner.keys(prefix)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_backend_that_cannot_hang_runs_on_the_callers_thread_and_others_under_the_deadline(tmp_path):
+    class Recording(MemoryBackend):
+        def __init__(self) -> None:
+            super().__init__("memory:recording")
+            self.threads: set[str] = set()
+
+        def load(self, key: str) -> Versioned | None:
+            self.threads.add(threading.current_thread().name)
+            return super().load(key)
+
+    for backend, on_caller in ((Recording(), True), (PlainBackend(), False)):
+        manager = StateManager(backend, Journal(tmp_path / "j", backend.url), timeout_s=1.0)  # type: ignore[arg-type]
+        loaded = manager.load(SCOPE)
+        assert manager.commit([StateUpdate(key=conversation_key(SCOPE), entropy=1.5)]).committed
+        assert manager.load(SCOPE).conversation.entropy_spent == 1.5 and loaded.status == "full"
+        caller = threading.current_thread().name
+        if on_caller:
+            assert backend.threads == {caller} and manager._executor is None
+        else:
+            assert backend.threads and caller not in backend.threads  # the deadline thread
+        manager.close()
