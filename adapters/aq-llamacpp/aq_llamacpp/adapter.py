@@ -21,7 +21,7 @@ from aqcore.models import Message
 from .chat import ChatTemplate, resolve_chat_template
 from .context import DecodeContext
 from .models import ResolvedModel, resolve_model
-from .threads import physical_cores
+from .threads import default_threads
 from .vocab import cached_vocabulary
 
 __all__ = ["LlamaCppAdapter", "LlamaCppOptions"]
@@ -34,8 +34,8 @@ class LlamaCppOptions:
     """The adapter's options (``aq run --adapter llamacpp --option key=value``).
 
     :param n_ctx: context size in tokens (prompt plus generation).
-    :param n_threads: CPU threads for decoding; None: one per physical core this process may use
-        (:func:`aq_llamacpp.threads.physical_cores`).
+    :param n_threads: CPU threads for decoding; None: one per physical core this process may use,
+        capped by its cgroup CPU quota (:func:`aq_llamacpp.threads.default_threads`).
     :param n_gpu_layers: layers offloaded to the GPU in a CUDA/Metal build of llama-cpp-python
         (-1: all); 0 keeps the model on the CPU.
     :param seed: llama.cpp's RNG seed; aq samples itself, so this only matters to llama.cpp.
@@ -301,7 +301,7 @@ def _load(resolved: ResolvedModel, options: LlamaCppOptions) -> Any:
         "logits_all": False,
         "verbose": options.verbose,
     }
-    kwargs["n_threads"] = options.n_threads if options.n_threads is not None else physical_cores()
+    kwargs["n_threads"] = options.n_threads if options.n_threads is not None else default_threads()
     if options.seed is not None:
         kwargs["seed"] = options.seed
     try:
