@@ -81,7 +81,9 @@ def test_no_cgroup_files_or_garbage_mean_no_quota(tmp_path: Path) -> None:
     assert cpu_quota(tmp_path / "fs", tmp_path / "proc") is None
 
 
-@pytest.mark.parametrize(("cores", "quota", "expected"), [(8, None, 8), (8, 2.0, 2), (8, 1.5, 2), (8, 0.5, 1), (2, 4.0, 2)])
+@pytest.mark.parametrize(
+    ("cores", "quota", "expected"), [(8, None, 8), (8, 2.0, 2), (8, 1.5, 2), (8, 0.5, 1), (2, 4.0, 2)]
+)
 def test_the_default_is_the_cores_capped_by_the_quota(
     monkeypatch: pytest.MonkeyPatch, cores: int, quota: float | None, expected: int
 ) -> None:
