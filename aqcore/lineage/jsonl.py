@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ..errors import LineageError, UsageError
+from ..state.keys import check_chain
 from .canonical import canonical_bytes
 from .keys import Keyring
 from .statement import GENESIS_PREV
@@ -26,20 +27,6 @@ from .store import ChainHead
 
 log = logging.getLogger(__name__)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_ID = r"[A-Za-z0-9._@-]{1,128}"
-_CHAIN = re.compile(rf"{_ID}:{_ID}:{_ID}")
-
-
-def check_chain(chain: str) -> str:
-    """Return ``chain`` if it is ``<tenant>:<agent>:<conversation>``, else raise UsageError."""
-    if not isinstance(chain, str) or not _CHAIN.fullmatch(chain):
-        raise UsageError(
-            f"malformed lineage chain {chain!r}: expected <tenant>:<agent>:<conversation> with ids of "
-            "letters, digits and -_.@"
-        )
-    return chain
-
-
 def path_from_url(url: str) -> Path:
     """The file path of ``file:///abs/path`` or of a plain path.
 
