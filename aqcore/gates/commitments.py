@@ -16,7 +16,7 @@ held back until it is complete.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -90,9 +90,6 @@ class Commitments(ScanningMetric):
     name = "commitments"
     Settings = CommitmentsSettings
     settings: CommitmentsSettings
-    # The skip of candidates where no extractor can begin a match; tests turn it off to compare
-    # verdicts with the full scan.
-    fast: ClassVar[bool] = True
 
     def __init__(self, settings: CommitmentsSettings, context: GateContext) -> None:  # type: ignore[override]
         super().__init__(settings, context)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -94,8 +94,6 @@ class Grounding(ScanningMetric):
         quote_text = "\n".join(normalize(t) for t in texts) if settings.quoted_spans else ""
         self._sources = _Sources(numbers, quote_text)
 
-    # The quiet-tail fast path; tests turn it off to compare verdicts with the full scan.
-    fast: ClassVar[bool] = True
 
     def scan(self, step: Step, settled: int) -> Scan:
         text = step.text

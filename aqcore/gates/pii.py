@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -112,9 +112,6 @@ class Pii(ScanningMetric):
     name = "pii"
     Settings = PiiSettings
     settings: PiiSettings
-
-    # The quiet-tail fast path; tests turn it off to compare verdicts with the full scan.
-    fast: ClassVar[bool] = True
 
     def __init__(self, settings: PiiSettings, context: GateContext) -> None:  # type: ignore[override]
         super().__init__(settings, context)
