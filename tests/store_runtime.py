@@ -11,6 +11,7 @@ all its tests with ``pytestmark = pytest.mark.usefixtures("isolated")``.
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -172,6 +173,70 @@ def check_no_lost_updates(store: str, journal: Path, key: Path) -> None:
     assert [s.seq for s in statements] == list(range(1, WORKERS * PER_WORKER + 1))
     assert {s.predicate["invocation"] for s in statements} == invocations
 
+
+
+def check_tenants_kept_apart(
+    store: str, lineage: str, journal: Path, key: Path, aq: Callable[..., tuple[int, str, str]]
+) -> None:
+    """The body of each store's tenancy test: two tenants with the same agent and conversation
+    ids ("acme2" starts with "acme", so a prefix match without the separator would leak) see
+    only their own state, exports, lineage chains and receipts, and deleting one tenant's
+    conversation leaves the other's alone."""
+    with make_runtime(store, journal, tenant="acme", lineage=lineage, key=str(key)) as a, make_runtime(
+        store, journal, tenant="acme2", lineage=lineage, key=str(key)
+    ) as b:
+        made = {
+            tenant: [
+                runtime.generate(f"{tenant}-{i}", agent=AGENT, conversation=CONVERSATION, seed=i, **SAMPLING)
+                for i in range(n)
+            ]
+            for tenant, runtime, n in (("acme", a, 2), ("acme2", b, 3))
+        }
+        views = {"acme": a.load_state(AGENT, CONVERSATION), "acme2": b.load_state(AGENT, CONVERSATION)}
+
+    for tenant, results in made.items():
+        state = views[tenant]
+        assert all(isinstance(r, GenerationResult) and r.scope.tenant == tenant for r in results)
+        assert [t.invocation for t in state.conversation.turns] == [r.scope.invocation for r in results]
+        assert state.conversation.version == state.agent.version == len(results)
+        total = sum(r.entropy_spent["invocation"] for r in results)
+        assert state.conversation.entropy_spent == pytest.approx(total)
+        assert state.agent.entropy_spent == pytest.approx(total)
+        prompts = {r.commitments[0].value for r in results}
+        assert {c.value for c in state.conversation.commitments.values()} == prompts
+
+    where = ("--store", store, "--journal", str(journal))
+    for tenant, other in (("acme", "acme2"), ("acme2", "acme")):
+        code, out, err = aq("state", "export", *where, "--tenant", tenant)
+        assert code == 0, err
+        exported = [json.loads(line) for line in out.splitlines()]
+        scope = f"{tenant}:{AGENT}"
+        expected = [f"agent/{scope}", f"conversation/{scope}:{CONVERSATION}"]
+        assert sorted(doc["key"] for doc in exported) == expected
+        assert not any(f"/{other}:" in line or f'"{other}"' in line for line in out.splitlines())
+
+    trusted = Keyring.load(key / "keyring.json")
+    lineage_store = get_plugin_manager().open_lineage_store(lineage)
+    try:
+        assert sorted(lineage_store.chains()) == [f"acme2:{AGENT}:{CONVERSATION}", f"acme:{AGENT}:{CONVERSATION}"]
+        for tenant, results in made.items():
+            chain = f"{tenant}:{AGENT}:{CONVERSATION}"
+            assert sorted(lineage_store.chains(f"{tenant}:")) == [chain]
+            report = verify_store(lineage_store, trusted, prefix=f"{tenant}:")
+            assert report.ok, report.summary()
+            assert report.records == len(results)
+            statements = [parse_statement(parse_envelope(e).payload) for e in lineage_store.records(chain)]
+            assert [s.predicate["invocation"] for s in statements] == [r.scope.invocation for r in results]
+            assert {s.chain for s in statements} == {chain}
+    finally:
+        lineage_store.close()
+
+    code, out, err = aq(
+        "state", "delete", *where, "--tenant", "acme", "--agent", AGENT, "--conversation", CONVERSATION, "--yes"
+    )
+    assert code == 0, err
+    with make_runtime(store, journal, tenant="acme2") as b:
+        assert b.load_state(AGENT, CONVERSATION).conversation.version == 3
 
 @pytest.fixture
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

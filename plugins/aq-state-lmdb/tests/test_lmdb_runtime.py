@@ -13,15 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_runtime import AGENT, CONVERSATION, SAMPLING, check_no_lost_updates, make_runtime
+from store_runtime import AGENT, CONVERSATION, SAMPLING, check_no_lost_updates, check_tenants_kept_apart, make_runtime
 
 import aqcore
 from aqcore.errors import UsageError
-from aqcore.lineage import Keyring, verify_store
-from aqcore.lineage.dsse import parse_envelope
-from aqcore.lineage.statement import parse_statement
-from aqcore.models import GenerationResult, Scope, Turn
-from aqcore.plugins import get_plugin_manager
+from aqcore.models import Scope, Turn
 from aqcore.state.journal import Journal
 from aqcore.state.keys import agent_key, conversation_key
 from aqcore.state.update import StateUpdate
@@ -41,67 +37,8 @@ def test_four_processes_times_one_hundred_invocations_lose_no_update(
 def test_tenants_sharing_ids_never_see_each_others_state_or_lineage(
     store_url: str, tmp_path: Path, keys: Path, aq: Callable[..., tuple[int, str, str]]
 ) -> None:
-    journal = tmp_path / "journal"
     lineage = f"lmdb://{tmp_path / 'store'}?sync=false"  # the state environment holds lineage too
-    # "acme2" starts with "acme": a prefix match without the separator would leak it into acme's
-    with make_runtime(store_url, journal, tenant="acme", lineage=lineage, key=str(keys)) as a, make_runtime(
-        store_url, journal, tenant="acme2", lineage=lineage, key=str(keys)
-    ) as b:
-        made = {
-            tenant: [
-                runtime.generate(f"{tenant}-{i}", agent=AGENT, conversation=CONVERSATION, seed=i, **SAMPLING)
-                for i in range(n)
-            ]
-            for tenant, runtime, n in (("acme", a, 2), ("acme2", b, 3))
-        }
-        views = {"acme": a.load_state(AGENT, CONVERSATION), "acme2": b.load_state(AGENT, CONVERSATION)}
-
-    for tenant, results in made.items():
-        state = views[tenant]
-        assert all(isinstance(r, GenerationResult) and r.scope.tenant == tenant for r in results)
-        assert [t.invocation for t in state.conversation.turns] == [r.scope.invocation for r in results]
-        assert state.conversation.version == state.agent.version == len(results)
-        total = sum(r.entropy_spent["invocation"] for r in results)
-        assert state.conversation.entropy_spent == pytest.approx(total)
-        assert state.agent.entropy_spent == pytest.approx(total)
-        prompts = {r.commitments[0].value for r in results}
-        assert {c.value for c in state.conversation.commitments.values()} == prompts
-
-    where = ("--store", store_url, "--journal", str(journal))
-    for tenant, other in (("acme", "acme2"), ("acme2", "acme")):
-        code, out, err = aq("state", "export", *where, "--tenant", tenant)
-        assert code == 0, err
-        exported = [json.loads(line) for line in out.splitlines()]
-        scope = f"{tenant}:{AGENT}"
-        expected = [f"agent/{scope}", f"conversation/{scope}:{CONVERSATION}"]
-        assert sorted(doc["key"] for doc in exported) == expected
-        assert not any(f"/{other}:" in line or f'"{other}"' in line for line in out.splitlines())
-
-    trusted = Keyring.load(keys / "keyring.json")
-    pm = get_plugin_manager()
-    store = pm.open_lineage_store(lineage)
-    try:
-        assert sorted(store.chains()) == [f"acme2:{AGENT}:{CONVERSATION}", f"acme:{AGENT}:{CONVERSATION}"]
-        for tenant, results in made.items():
-            chain = f"{tenant}:{AGENT}:{CONVERSATION}"
-            assert sorted(store.chains(f"{tenant}:")) == [chain]
-            report = verify_store(store, trusted, prefix=f"{tenant}:")
-            assert report.ok, report.summary()
-            assert report.records == len(results)
-            statements = [parse_statement(parse_envelope(e).payload) for e in store.records(chain)]
-            assert [s.predicate["invocation"] for s in statements] == [r.scope.invocation for r in results]
-            assert {s.chain for s in statements} == {chain}
-    finally:
-        store.close()
-
-    # deleting one tenant's conversation leaves the other's alone
-    code, out, err = aq(
-        "state", "delete", "--store", store_url, "--journal", str(journal), "--tenant", "acme",
-        "--agent", AGENT, "--conversation", CONVERSATION, "--yes",
-    )  # fmt: skip
-    assert code == 0, err
-    with make_runtime(store_url, journal, tenant="acme2") as b:
-        assert b.load_state(AGENT, CONVERSATION).conversation.version == 3
+    check_tenants_kept_apart(store_url, lineage, tmp_path / "journal", keys, aq)
 
 
 def test_a_scope_id_that_could_reach_another_tenants_keys_is_refused(store_url: str, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from redis_server import RedisServer
-from store_runtime import AGENT, CONVERSATION, SAMPLING, check_no_lost_updates, make_runtime
+from store_runtime import AGENT, CONVERSATION, SAMPLING, check_no_lost_updates, check_tenants_kept_apart, make_runtime
 
 from aqcore.lineage import Keyring, verify_store
 from aqcore.lineage.dsse import parse_envelope
@@ -146,67 +146,7 @@ def test_server_down_or_frozen_mid_run_loses_nothing(
 def test_tenants_sharing_ids_never_see_each_others_state_or_lineage(
     store_url: str, tmp_path: Path, keys: Path, aq: Callable[..., tuple[int, str, str]]
 ) -> None:
-    journal = tmp_path / "journal"
-    # "acme2" starts with "acme": a prefix match without the separator would leak it into acme's
-    with make_runtime(store_url, journal, tenant="acme", lineage=store_url, key=str(keys)) as a, make_runtime(
-        store_url, journal, tenant="acme2", lineage=store_url, key=str(keys)
-    ) as b:
-        made = {
-            tenant: [
-                runtime.generate(f"{tenant}-{i}", agent=AGENT, conversation=CONVERSATION, seed=i, **SAMPLING)
-                for i in range(n)
-            ]
-            for tenant, runtime, n in (("acme", a, 2), ("acme2", b, 3))
-        }
-        views = {"acme": a.load_state(AGENT, CONVERSATION), "acme2": b.load_state(AGENT, CONVERSATION)}
-
-    for tenant, results in made.items():
-        state = views[tenant]
-        assert all(isinstance(r, GenerationResult) and r.scope.tenant == tenant for r in results)
-        assert [t.invocation for t in state.conversation.turns] == [r.scope.invocation for r in results]
-        assert state.conversation.version == state.agent.version == len(results)
-        total = sum(r.entropy_spent["invocation"] for r in results)
-        assert state.conversation.entropy_spent == pytest.approx(total)
-        assert state.agent.entropy_spent == pytest.approx(total)
-        prompts = {r.commitments[0].value for r in results}
-        assert {c.value for c in state.conversation.commitments.values()} == prompts
-
-    where = ("--store", store_url, "--journal", str(journal))
-    for tenant, other in (("acme", "acme2"), ("acme2", "acme")):
-        code, out, err = aq("state", "export", *where, "--tenant", tenant)
-        assert code == 0, err
-        exported = [json.loads(line) for line in out.splitlines()]
-        scope = f"{tenant}:{AGENT}"
-        expected = [f"agent/{scope}", f"conversation/{scope}:{CONVERSATION}"]
-        assert sorted(doc["key"] for doc in exported) == expected
-        assert not any(f"/{other}:" in line or f'"{other}"' in line for line in out.splitlines())
-
-    trusted = Keyring.load(keys / "keyring.json")
-    store = get_plugin_manager().open_lineage_store(store_url)
-    try:
-        assert sorted(store.chains()) == [f"acme2:{AGENT}:{CONVERSATION}", f"acme:{AGENT}:{CONVERSATION}"]
-        for tenant, results in made.items():
-            chain = f"{tenant}:{AGENT}:{CONVERSATION}"
-            assert sorted(store.chains(f"{tenant}:")) == [chain]
-            report = verify_store(store, trusted, prefix=f"{tenant}:")
-            assert report.ok, report.summary()
-            assert report.records == len(results)
-    finally:
-        store.close()
-    for tenant, results in made.items():
-        chain = f"{tenant}:{AGENT}:{CONVERSATION}"
-        statements = chain_statements(store_url, chain)
-        assert [s.predicate["invocation"] for s in statements] == [r.scope.invocation for r in results]
-        assert {s.chain for s in statements} == {chain}
-
-    # deleting one tenant's conversation leaves the other's alone
-    code, out, err = aq(
-        "state", "delete", *where, "--tenant", "acme", "--agent", AGENT, "--conversation", CONVERSATION,
-        "--yes",
-    )  # fmt: skip
-    assert code == 0, err
-    with make_runtime(store_url, journal, tenant="acme2") as b:
-        assert b.load_state(AGENT, CONVERSATION).conversation.version == 3
+    check_tenants_kept_apart(store_url, store_url, tmp_path / "journal", keys, aq)
 
 
 # -- aq state show | export | delete | replay -----------------------------------------------------
