@@ -71,7 +71,7 @@ class Judge:
                 raise GateError(f"gate metric {metric.name!r} failed on step {step.index}: {exc}") from exc
             if verdict is None:
                 continue
-            if verdict.__class__ is not Verdict and not isinstance(verdict, Verdict):
+            if not isinstance(verdict, Verdict):
                 raise GateError(
                     f"gate metric {metric.name!r} returned {verdict!r} on step {step.index}; "
                     "expected a Verdict or None"
